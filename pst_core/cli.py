@@ -1,0 +1,73 @@
+"""The `pst` command line: one sub-module per stage under `pst_core.commands`.
+
+Each command module exposes `register(app)`. User errors (`PstError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+import typer
+
+from pst_core.errors import PstError
+
+app = typer.Typer(
+    name="pst",
+    help="Distil reasoning from teacher LLMs into small students with Post-Semantic-Thinking.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Stage command modules, in pipeline order; each adds its commands or sub-groups to `app`.
+COMMAND_MODULES = ["data"]
+
+
+@app.command()
+def inspect(
+    path: str = typer.Argument(..., help="A Parquet file or folder of the store (local path or URI)."),
+    rows: int = typer.Option(5, "--rows", "-n", help="How many rows to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Print schema, row count and the first rows of any Parquet artifact."""
+    from pst_core import store
+
+    info = store.preview(path, rows=rows)
+    if as_json:
+        typer.echo(json.dumps(info, default=str, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{info['path']}[/bold]: {info['num_rows']} rows in {info['num_files']} file(s)")
+    schema = Table("column", "type", title="schema")
+    for name, typ in info["schema"].items():
+        schema.add_row(name, typ)
+    console.print(schema)
+    if info["head"]:
+        head = Table(*info["schema"].keys(), title=f"first {len(info['head'])} rows", show_lines=True)
+        for row in info["head"]:
+            head.add_row(*[_short(row.get(c)) for c in info["schema"]])
+        console.print(head)
+
+
+def _short(value: object, width: int = 60) -> str:
+    """One cell of a preview table, truncated for the terminal."""
+    text = str(value).replace("\n", "⏎")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"pst_core.commands.{_name}").register(app)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning user errors into one clear line."""
+    try:
+        app()
+    except PstError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

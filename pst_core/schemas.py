@@ -1,0 +1,50 @@
+"""Explicit Arrow schemas of every store dataset (partition columns live in folder names).
+
+| dataset      | partitions                 | one row per                          |
+|--------------|----------------------------|--------------------------------------|
+| examples     | task, split                | question of a task split             |
+| rationales   | teacher, task, split       | teacher request (the request cache)  |
+| embeddings   | encoder                    | distinct rationale text              |
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+EXAMPLES = pa.schema(
+    [
+        pa.field("example_id", pa.string(), nullable=False),  # "<task>-<source_index:05d>", stable
+        pa.field("question", pa.string(), nullable=False),
+        pa.field("choices", pa.list_(pa.string())),  # e.g. ["A) 12", "B) 14", ...]; [] when none
+        pa.field("gold_answer", pa.string(), nullable=False),  # normalised (see pst_core.answers)
+        pa.field("answer_type", pa.string(), nullable=False),  # number | choice | yes_no | text
+        pa.field("human_rationale", pa.string()),  # GSM8K solution, StrategyQA facts, CoS-E...
+        pa.field("source", pa.string()),  # file or hub id the row came from
+        pa.field("source_index", pa.int64()),  # row in the source (Fine-tune-CoT sample_index)
+    ]
+)
+EXAMPLES_PARTITIONS = {"task": pa.string(), "split": pa.string()}
+
+RATIONALES = pa.schema(
+    [
+        pa.field("request_key", pa.string(), nullable=False),  # sha256 of canonical request JSON
+        pa.field("example_id", pa.string(), nullable=False),
+        pa.field("sample_index", pa.int32(), nullable=False),
+        pa.field("model", pa.string()),
+        pa.field("prompt_version", pa.string()),
+        pa.field("rationale", pa.string()),
+        pa.field("raw_completion", pa.string()),
+        pa.field("predicted_answer", pa.string()),
+        pa.field("is_correct", pa.bool_()),
+        pa.field("finish_reason", pa.string()),
+        pa.field("prompt_tokens", pa.int32()),
+        pa.field("completion_tokens", pa.int32()),
+        pa.field("latency_ms", pa.float32()),
+        pa.field("attempts", pa.int32()),
+        pa.field("error", pa.string()),  # null on success
+        pa.field("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+RATIONALES_PARTITIONS = {"teacher": pa.string(), "task": pa.string(), "split": pa.string()}
+
+SPLITS = ("train", "validation", "test")

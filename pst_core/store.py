@@ -1,0 +1,154 @@
+"""Parquet store primitives: atomic part files under hive-partitioned folders, on any fsspec root.
+
+Layout: `<root>/<dataset>/<key>=<value>/.../part-<time>-<uuid>.parquet`. Partition columns live
+in the folder names only (never inside the files), so `pandas.read_parquet(dir)`,
+`pyarrow.dataset(dir, partitioning="hive")` and `datasets.load_dataset("parquet", ...)` all read
+the store as-is. A part is written under a dot-prefixed temporary name and renamed when complete,
+so a crash never leaves a half-written part that readers would see (readers skip `.`/`_` names).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from pst_core.errors import DataError
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def filesystem(root: str):
+    """Return (fsspec filesystem, path) for a local path or a URI such as s3://bucket/prefix."""
+    import fsspec.core
+
+    fs, path = fsspec.core.url_to_fs(root)
+    return fs, path
+
+
+def is_local(fs: Any) -> bool:
+    """True for the local filesystem, where os.replace gives atomic renames."""
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def check_name(kind: str, value: str) -> str:
+    """Reject partition values that would break paths (slashes, '=', leading dots)."""
+    if not _SAFE.match(value):
+        raise DataError(f"invalid {kind} name {value!r}: use letters, digits, '_', '-' or '.'")
+    return value
+
+
+def partition_path(root: str, dataset: str, **partitions: str) -> str:
+    """`<root>/<dataset>/k=v/...` in the order given (values are validated)."""
+    parts = [root.rstrip("/"), dataset] + [f"{k}={check_name(k, str(v))}" for k, v in partitions.items()]
+    return "/".join(parts)
+
+
+def new_part_name() -> str:
+    """A part file name that sorts by creation time and never collides across processes."""
+    return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def write_part(directory: str, table: pa.Table, schema: pa.Schema | None = None, name: str | None = None) -> str:
+    """Atomically write `table` as one Parquet part in `directory`; returns the final path.
+
+    With `name` given the part replaces any file of that name (idempotent rewrites); otherwise a
+    fresh unique name is used (append).
+    """
+    if schema is not None:
+        table = conform(table, schema)
+    fs, path = filesystem(directory)
+    fs.makedirs(path, exist_ok=True)
+    final = f"{path}/{name or new_part_name()}"
+    if is_local(fs):
+        tmp = f"{path}/.tmp-{uuid.uuid4().hex}.parquet"
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    else:  # object stores publish an object only when its upload completes
+        with fs.open(final, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+    return final if is_local(fs) else f"{fs.unstrip_protocol(final)}"
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast `table` to `schema` (missing nullable columns become nulls)."""
+    cols = []
+    for field in schema:
+        if field.name in table.column_names:
+            cols.append(table[field.name].cast(field.type))
+        elif field.nullable:
+            cols.append(pa.nulls(len(table), field.type))
+        else:
+            raise DataError(f"missing required column {field.name!r}")
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def list_parts(directory: str) -> list[str]:
+    """Visible part files directly or recursively under `directory`, sorted by name."""
+    fs, path = filesystem(directory)
+    if not fs.exists(path):
+        return []
+    files = fs.find(path)
+    return sorted(f for f in files if f.endswith(".parquet") and not any(seg.startswith((".", "_")) for seg in f[len(path):].split("/")))
+
+
+def read_dataset(
+    root: str,
+    dataset: str,
+    schema: pa.Schema,
+    partitions: dict[str, pa.DataType] | None = None,
+    filters: dict[str, str | list[str] | None] | None = None,
+    columns: list[str] | None = None,
+) -> pa.Table:
+    """Read `<root>/<dataset>` with hive partitioning, filtered on partition values.
+
+    `schema` is the file schema and `partitions` the partition columns (name -> type, in folder
+    order); the result has file columns then partition columns. An absent dataset reads empty.
+    """
+    partitions = partitions or {}
+    part_schema = pa.schema([(k, t) for k, t in partitions.items()])
+    full = pa.schema(list(schema) + list(part_schema))
+    fs, path = filesystem(f"{root.rstrip('/')}/{dataset}")
+    if not fs.exists(path) or not list_parts(f"{root.rstrip('/')}/{dataset}"):
+        empty = full.empty_table()
+        return empty.select(columns) if columns else empty
+    ds = pads.dataset(
+        path, filesystem=fs, format="parquet", schema=full,
+        partitioning=pads.partitioning(part_schema, flavor="hive"),
+    )
+    expr = None
+    for key, value in (filters or {}).items():
+        if value is None:
+            continue
+        term = pads.field(key).isin(value) if isinstance(value, (list, tuple, set)) else pads.field(key) == value
+        expr = term if expr is None else expr & term
+    try:
+        return ds.to_table(columns=columns, filter=expr)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read {root}/{dataset}: {str(exc).splitlines()[0]}") from None
+
+
+def preview(path: str, rows: int = 20) -> dict[str, Any]:
+    """Schema, row count and first rows of a Parquet file or folder (for `pst inspect` and UI artifacts)."""
+    fs, p = filesystem(path)
+    if not fs.exists(p):
+        raise DataError(f"{path} does not exist")
+    ds = pads.dataset(p, filesystem=fs, format="parquet", partitioning="hive")
+    head = ds.head(rows)
+    return {
+        "path": path,
+        "num_rows": ds.count_rows(),
+        "num_files": len(ds.files),
+        "schema": {f.name: str(f.type) for f in ds.schema},
+        "head": head.to_pylist(),
+    }
