@@ -1,4 +1,4 @@
-"""The `pst` command line: one sub-module per stage under `pst_core.commands`.
+"""The `pst` command line: one module per stage (`pst_core.commands.*`, plus `flows.commands`).
 
 Each command module exposes `register(app)`. User errors (`PstError`) print one line and exit 2.
 """
@@ -21,8 +21,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Stage command modules, in pipeline order; each adds its commands or sub-groups to `app`.
-COMMAND_MODULES = ["data"]
+# Command modules, in pipeline order; each adds its commands or sub-groups to `app`.
+# Modules outside pst_core (the Prefect side, `flows.commands`) are optional: skipped when
+# their dependencies are not installed, so the library CLI works without Prefect.
+COMMAND_MODULES = ["pst_core.commands.data"]
+OPTIONAL_COMMAND_MODULES: list[str] = []
 
 
 @app.command()
@@ -61,7 +64,13 @@ def _short(value: object, width: int = 60) -> str:
 
 
 for _name in COMMAND_MODULES:
-    importlib.import_module(f"pst_core.commands.{_name}").register(app)
+    importlib.import_module(_name).register(app)
+for _name in OPTIONAL_COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(_name)
+    except ImportError:
+        continue
+    _module.register(app)
 
 
 def main() -> None:
