@@ -43,8 +43,30 @@ RATIONALES = pa.schema(
         pa.field("attempts", pa.int32()),
         pa.field("error", pa.string()),  # null on success
         pa.field("created_at", pa.timestamp("us", tz="UTC")),
+        pa.field("prompt_kind", pa.string()),  # zs_cot | few_shot_cot | rationalize
+        pa.field("answer_completion", pa.string()),  # Zero-shot-CoT stage-2 raw text (null otherwise)
+        pa.field("batch_id", pa.string()),  # OpenAI Batch API id when harvested in batch mode
     ]
 )
 RATIONALES_PARTITIONS = {"teacher": pa.string(), "task": pa.string(), "split": pa.string()}
 
 SPLITS = ("train", "validation", "test")
+
+# Embeddings: one row per (encoder, revision, distinct rationale text). The vector type depends
+# on the encoder's width and the storage dtype, so the schema is built per encoder.
+EMBEDDING_DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
+EMBEDDINGS_PARTITIONS = {"encoder": pa.string()}  # folder value: the encoder slug, not its id
+
+
+def embeddings_schema(dim: int, dtype: str = "float32") -> pa.Schema:
+    """File schema of `data/embeddings/encoder=E/` for `dim`-wide vectors stored as `dtype`."""
+    return pa.schema(
+        [
+            pa.field("text_hash", pa.string(), nullable=False),  # sha256 hex of the exact UTF-8 text
+            pa.field("encoder", pa.string(), nullable=False),  # full id or path as resolved
+            pa.field("encoder_revision", pa.string(), nullable=False),  # changes when the weights change
+            pa.field("dim", pa.int32(), nullable=False),
+            pa.field("embedding", pa.list_(EMBEDDING_DTYPES[dtype], dim), nullable=False),  # L2-normalised
+            pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )
