@@ -1,0 +1,135 @@
+"""`evaluate_run`: a trained run dir -> predictions.parquet + metrics.json, by the strategy's own rule.
+
+Inference rules (../shared/PST.md): answer-first strategies (`post_thinking`, `pst`) stop at
+`SEM` and read the answer before it; `pre_thinking` generates its rationale and reads the answer
+after `SEP`; `prefix` answers from the `[label]` view; `answer_only` generates the answer. The
+rules live in the strategy objects (`inference_prompt`, `stop_strings`, `answer_text`), so
+this module only batches, parses and scores. A missing or unparseable answer is scored wrong.
+
+The timed pass is the strategy's real inference. `--with-rationale` adds a second, untimed pass
+for answer-first strategies that continues past `SEM` to EOS; greedy decoding makes its prefix
+identical to the timed pass, so the rationale is simply the text after `SEM`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pst_core import answers, examples, store
+from pst_core.config import to_dict
+from pst_core.errors import DataError
+from pst_core.evaluate.config import EvalConfig
+from pst_core.evaluate.generate import generate, resolve_device
+from pst_core.evaluate.metrics import summarize
+
+PREDICTIONS = pa.schema(
+    [
+        pa.field("example_id", pa.string(), nullable=False),
+        pa.field("generated", pa.string()),  # decoded continuation up to and including the stop token
+        pa.field("predicted_answer", pa.string()),  # normalised; null when none could be parsed
+        pa.field("gold_answer", pa.string()),
+        pa.field("correct", pa.bool_(), nullable=False),
+        pa.field("new_tokens", pa.int32(), nullable=False),  # up to and including the stop token
+        pa.field("stopped", pa.bool_()),  # False: the token budget ran out first
+        pa.field("latency_ms", pa.float64()),  # share of the batch's wall time
+        pa.field("rationale", pa.string()),  # with --with-rationale (null otherwise)
+    ]
+)
+
+
+def output_names(split: str) -> tuple[str, str]:
+    """(predictions file, metrics file) for a split: plain names for test, suffixed otherwise."""
+    if split == "test":
+        return "predictions.parquet", "metrics.json"
+    return f"predictions-{split}.parquet", f"metrics-{split}.json"
+
+
+def run_config(loaded: Any) -> dict[str, Any]:
+    """The training config of a loaded run as a dict (a dataclass or already a dict)."""
+    cfg = loaded.config
+    return dict(cfg) if isinstance(cfg, dict) else to_dict(cfg)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then os.replace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, default=str)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, *, root: str | None = None, loaded: Any = None) -> dict[str, Any]:
+    """Evaluate one run on `cfg.split`; writes predictions and metrics into the run dir and returns the metrics."""
+    from pst_core import settings
+
+    cfg = cfg or EvalConfig()
+    run_dir = Path(run_dir)
+    root = root or settings.data_root()
+    device = resolve_device(cfg.device)
+    if loaded is None:
+        from pst_core.train.checkpoint import load_run
+
+        if not (run_dir / "config.json").is_file():
+            raise DataError(f"run dir {run_dir} has no config.json: train it first with `pst train`")
+        loaded = load_run(run_dir, device=device)
+    train_cfg = run_config(loaded)
+    task = train_cfg.get("task")
+    rows = examples.load(root, task, cfg.split)
+    if not rows:
+        raise DataError(f"no {cfg.split} examples for task {task!r} in {root}: run `pst data prepare --task {task}`")
+    if cfg.max_examples:
+        rows = rows[: cfg.max_examples]
+
+    strategy = loaded.strategy
+    prompts = [strategy.inference_prompt(e.question, list(e.choices or [])) for e in rows]
+    common = dict(batch_size=cfg.batch_size, is_encoder_decoder=loaded.is_encoder_decoder, sort_by_length=cfg.sort_by_length)
+    gens = generate(loaded.model, loaded.tokenizer, prompts, stop_strings=strategy.stop_strings(),
+                    max_new_tokens=cfg.max_new_tokens, **common)
+    rationales: list[str | None] = [None] * len(rows)
+    if cfg.with_rationale:
+        rationales = _rationales(loaded, strategy, prompts, gens, cfg, common)
+
+    records = []
+    for e, g, rationale in zip(rows, gens, rationales):
+        predicted = answers.extract(strategy.answer_text(g.text), e.answer_type, list(e.choices or []))
+        records.append({
+            "example_id": e.example_id, "generated": g.text, "predicted_answer": predicted,
+            "gold_answer": e.gold_answer, "correct": answers.is_correct(predicted, e.gold_answer, e.answer_type),
+            "new_tokens": g.new_tokens, "stopped": g.stopped, "latency_ms": g.latency_ms, "rationale": rationale,
+        })
+    pred_name, metrics_name = output_names(cfg.split)
+    store.write_part(str(run_dir), pa.Table.from_pylist(records, schema=PREDICTIONS), PREDICTIONS, name=pred_name)
+
+    metrics = summarize([r["correct"] for r in records], [r["new_tokens"] for r in records], [r["latency_ms"] for r in records],
+                        samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=cfg.seed)
+    metrics.update({
+        "run_id": run_dir.name, "split": cfg.split, "strategy": strategy.name, "task": task,
+        "teacher": train_cfg.get("teacher"), "student": train_cfg.get("student"), "seed": train_cfg.get("seed"),
+        "perturb": train_cfg.get("perturb"), "perturb_rate": train_cfg.get("perturb_rate", 0.0),
+        "stopped_fraction": sum(r["stopped"] for r in records) / len(records),
+        "device": device, "eval_config": to_dict(cfg),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    write_json(run_dir / metrics_name, metrics)
+    return metrics
+
+
+def _rationales(loaded: Any, strategy: Any, prompts: list[str], gens: list[Any], cfg: EvalConfig, common: dict[str, Any]) -> list[str | None]:
+    """Rationales for --with-rationale: from the generation itself, or an untimed pass past SEM."""
+    if not strategy.answer_first:
+        return [strategy.rationale_text(g.text) for g in gens]
+    eos = [loaded.tokenizer.eos_token] if loaded.tokenizer.eos_token else []
+    full = generate(loaded.model, loaded.tokenizer, prompts, stop_strings=eos,
+                    max_new_tokens=cfg.max_new_tokens + cfg.rationale_max_new_tokens, **common)
+    return [strategy.rationale_text(f.text) for f in full]
