@@ -1,0 +1,146 @@
+"""`pst report`: every evaluated run -> one Markdown table and one PNG chart under `<store>/reports/`.
+
+Rows are (task x strategy x teacher [x noise]) -> accuracy with its interval, mean new tokens,
+latency and throughput, read from each run's metrics.json. When the same combination was
+evaluated in several runs, the newest evaluation wins unless runs are named explicitly (then
+every named run is a row). The chart has two panels sharing one legend: accuracy with its
+interval as error bars, and latency per example (log scale, since answer-first and
+rationale-first strategies differ by multiples).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pst_core.errors import DataError
+from pst_core.evaluate.runner import output_names, write_json
+
+KEY = ("task", "strategy", "teacher", "student", "perturb", "perturb_rate")
+STRATEGY_ORDER = ("answer_only", "pre_thinking", "prefix", "post_thinking", "pst")
+
+
+def noise(row: dict[str, Any]) -> str:
+    """'shuffle@0.25' for a run trained on perturbed rationales, '' otherwise."""
+    return f"{row['perturb']}@{row.get('perturb_rate', 0):g}" if row.get("perturb") else ""
+
+
+def gather(root: str, runs: list[str] | None = None, split: str = "test") -> list[dict[str, Any]]:
+    """Metrics of the named runs (or of every evaluated run, newest per combination), sorted."""
+    runs_dir = Path(root) / "runs"
+    name = output_names(split)[1]
+    if runs:
+        paths = [runs_dir / r / name for r in runs]
+        missing = [p.parent.name for p in paths if not p.is_file()]
+        if missing:
+            raise DataError(f"runs {', '.join(missing)} have no {name}: evaluate them first with `pst eval --run RUN_ID`")
+    else:
+        paths = sorted(runs_dir.glob(f"*/{name}")) if runs_dir.is_dir() else []
+    rows = [{**json.loads(p.read_text()), "run_id": p.parent.name} for p in paths]
+    if not runs:
+        newest: dict[tuple, dict[str, Any]] = {}
+        for row in sorted(rows, key=lambda r: r.get("created_at", "")):
+            newest[tuple(row.get(k) for k in KEY)] = row
+        rows = list(newest.values())
+    rank = {s: i for i, s in enumerate(STRATEGY_ORDER)}
+    return sorted(rows, key=lambda r: (r.get("task") or "", r.get("teacher") or "", noise(r),
+                                       rank.get(r.get("strategy"), len(rank)), r.get("strategy") or "", r["run_id"]))
+
+
+def markdown(rows: list[dict[str, Any]], split: str = "test") -> str:
+    """The report table in Markdown (accuracy and interval in %, latency in ms per example)."""
+    with_noise = any(noise(r) for r in rows)
+    head = ["task", "strategy", "teacher", *(["noise"] if with_noise else []), "accuracy %", "95 % CI", "n",
+            "new tokens", "ms / example", "examples / s", "run"]
+    lines = [f"Accuracy on the `{split}` split; interval: percentile bootstrap over examples.", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 3 else "--:" for i in range(len(head) - 1)) + "|---|"]
+    for r in rows:
+        cells = [r.get("task"), r.get("strategy"), r.get("teacher"), *([noise(r)] if with_noise else []),
+                 f"{100 * r['accuracy']:.1f}", f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}", r.get("n"),
+                 f"{r.get('mean_new_tokens', 0):.1f}", f"{r.get('mean_latency_ms', 0):.1f}", f"{r.get('examples_per_s', 0):.1f}",
+                 f"`{r['run_id']}`"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _series(row: dict[str, Any], many_teachers: bool) -> str:
+    parts = [row.get("strategy") or "?"]
+    if many_teachers:
+        parts.append(str(row.get("teacher")))
+    if noise(row):
+        parts.append(noise(row))
+    return " · ".join(parts)
+
+
+def plot(rows: list[dict[str, Any]], path: Path, split: str = "test") -> Path:
+    """Grouped bar chart: x = task, one bar per strategy (· teacher); accuracy and latency panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    many_teachers = len({r.get("teacher") for r in rows}) > 1
+    tasks = sorted({r.get("task") or "?" for r in rows})
+    series = list(dict.fromkeys(_series(r, many_teachers) for r in rows))
+    width = 0.8 / len(series)
+    fig, (ax_acc, ax_lat) = plt.subplots(1, 2, figsize=(max(9.0, 2.4 * len(tasks) + 5), 4.8))
+    colors = plt.get_cmap("tab10")
+    lowest, highest = float("inf"), 0.0
+    for s_idx, name in enumerate(series):
+        xs, acc, err, lat = [], [], [[], []], []
+        for t_idx, task in enumerate(tasks):
+            match = [r for r in rows if (r.get("task") or "?") == task and _series(r, many_teachers) == name]
+            if not match:
+                continue
+            r = match[-1]
+            xs.append(t_idx - 0.4 + width * (s_idx + 0.5))
+            acc.append(100 * r["accuracy"])
+            err[0].append(100 * (r["accuracy"] - r["ci_low"]))
+            err[1].append(100 * (r["ci_high"] - r["accuracy"]))
+            lat.append(max(r.get("mean_latency_ms", 0.0), 1e-3))
+        bars = ax_acc.bar(xs, acc, width, yerr=np.array(err), capsize=3, label=name, color=colors(s_idx % 10))
+        ax_acc.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+        bars = ax_lat.bar(xs, lat, width, label=name, color=colors(s_idx % 10))
+        ax_lat.bar_label(bars, fmt="%.0f", fontsize=7, padding=2)
+        lowest, highest = min([lowest, *lat]), max([highest, *lat])
+    for ax in (ax_acc, ax_lat):
+        ax.set_xticks(range(len(tasks)), tasks, rotation=20 if len(tasks) > 3 else 0)
+        ax.set_xlabel("task")
+        ax.grid(axis="y", alpha=0.3)
+    ax_acc.set_ylabel(f"accuracy on {split} (%), 95 % CI")
+    ax_acc.set_ylim(0, 100)
+    ax_acc.set_title("Accuracy")
+    ax_lat.set_ylabel("latency per example (ms, log scale)")
+    ax_lat.set_yscale("log")
+    # Log bars start at the axis: leave room below the shortest bar and above the tallest label.
+    ax_lat.set_ylim(lowest / 3, highest * 2)
+    ax_lat.set_title("Inference latency")
+    handles, labels = ax_acc.get_legend_handles_labels()
+    fig.legend(handles, labels, title="strategy" + (" · teacher" if many_teachers else ""), loc="upper center",
+               ncol=min(len(series), 5), bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def build_report(root: str, runs: list[str] | None = None, split: str = "test", out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Gather runs and write report(.md|.png|.json) under `<root>/reports/`; returns paths and rows."""
+    rows = gather(root, runs, split)
+    if not rows:
+        raise DataError(f"no evaluated runs under {root}/runs: run `pst eval --run RUN_ID` first")
+    out = Path(out_dir) if out_dir else Path(root) / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "report" if split == "test" else f"report-{split}"
+    md = out / f"{stem}.md"
+    tmp = md.with_name(f".tmp-{md.name}")
+    tmp.write_text(f"# pst report\n\n{markdown(rows, split)}\n![accuracy and latency]({stem}.png)\n")
+    tmp.replace(md)
+    png = plot(rows, out / f"{stem}.png", split)
+    write_json(out / f"{stem}.json", {"split": split, "rows": rows})
+    return {"markdown": str(md), "png": str(png), "json": str(out / f"{stem}.json"), "rows": rows}
