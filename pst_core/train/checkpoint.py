@@ -1,0 +1,115 @@
+"""Run folders and checkpoints: the best model for evaluation, the last state for resuming.
+
+data/runs/<run_id>/
+  config.json          resolved TrainConfig
+  history.jsonl        one line per logged step (lr, each loss term, tokens/s) and per validation
+  train_metrics.json   final/best losses per term, steps, tokens/s, wall time
+  checkpoint/          best-by-validation model: save_pretrained folder + tokenizer + head + trainer_state.json
+  last/                accelerate state (model, optimizer, scheduler, RNG) + trainer_state.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pst_core.config import to_dict
+from pst_core.errors import DataError
+from pst_core.train import students
+from pst_core.train.config import TrainConfig, resolve
+from pst_core.train.strategies import Strategy, get_strategy
+
+BEST, LAST, STATE = "checkpoint", "last", "trainer_state.json"
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (temp file then os.replace)."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, p)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Swap a fully written folder into place (a crash leaves the previous one or the new one)."""
+    old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_best(run_dir: str | Path, model: Any, tokenizer: Any, head: Any, state: dict[str, Any]) -> None:
+    """Write the evaluation checkpoint: model folder, tokenizer, semantic head, trainer state."""
+    final = Path(run_dir) / BEST
+    tmp = final.with_name(f".tmp-{BEST}-{uuid.uuid4().hex}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if head is not None:
+        students.save_head(head, tmp)
+    write_json(tmp / STATE, state)
+    replace_dir(tmp, final)
+
+
+def save_last(run_dir: str | Path, accelerator: Any, state: dict[str, Any]) -> None:
+    """Write the resumable state (model, optimizer, scheduler, RNG via accelerate) plus loop position."""
+    final = Path(run_dir) / LAST
+    tmp = final.with_name(f".tmp-{LAST}-{uuid.uuid4().hex}")
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    if accelerator.is_main_process:
+        write_json(tmp / STATE, state)
+        replace_dir(tmp, final)
+
+
+def load_last(run_dir: str | Path, accelerator: Any) -> dict[str, Any] | None:
+    """Restore the resumable state into the prepared objects; returns the loop position or None."""
+    folder = Path(run_dir) / LAST
+    if not (folder / STATE).is_file():
+        return None
+    accelerator.load_state(str(folder))
+    return json.loads((folder / STATE).read_text())
+
+
+@dataclass
+class LoadedRun:
+    """A trained run ready for evaluation."""
+
+    model: Any
+    tokenizer: Any
+    strategy: Strategy
+    config: TrainConfig
+    head: Any
+    is_encoder_decoder: bool
+
+
+def load_config(run_dir: str | Path) -> TrainConfig:
+    """The resolved TrainConfig stored with a run."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise DataError(f"{run_dir} is not a training run (no config.json): run `pst train` first")
+    return resolve(json.loads(path.read_text()))
+
+
+def load_run(run_dir: str, device: str = "cpu") -> LoadedRun:
+    """Load a run's best checkpoint (model in eval mode, tokenizer, bound strategy, head)."""
+    cfg = load_config(run_dir)
+    folder = Path(run_dir) / BEST
+    if not (folder / "config.json").is_file():
+        raise DataError(f"{run_dir} has no checkpoint/ yet: training did not reach a validation")
+    model, tokenizer, enc_dec = students.load_student(str(folder))
+    model.to(device).eval()
+    head = students.load_head(folder, device)
+    if head is not None:
+        head.eval()
+    strategy = get_strategy(cfg.strategy, cfg).bind(tokenizer)
+    return LoadedRun(model, tokenizer, strategy, cfg, head, enc_dec)
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as stored in config.json."""
+    return to_dict(cfg)

@@ -1,0 +1,266 @@
+"""Training data: examples x rationales x embeddings from the store, tokenised once, length-grouped.
+
+Rows come from `examples` (gold answers) joined with the teacher's `rationales` (successful rows,
+correct only by default, deduplicated by request key, at most N per question); PST adds the
+precomputed embedding of each rationale (`pst_core.embed.read_vectors`: training never runs the
+encoder). Tokenised sequences are cached under `<store>/cache/tokens/` keyed by tokenizer,
+strategy, length cap and texts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pst_core import examples, schemas, store
+from pst_core.errors import DataError
+from pst_core.train.config import TrainConfig
+from pst_core.train.losses import NONE, RATIONALE
+from pst_core.train.strategies import EOS, SEM, Row, Strategy
+
+if TYPE_CHECKING:
+    import torch
+
+CACHE_VERSION = "1"
+
+
+@dataclass
+class TrainData:
+    """Rows of one split, their semantic targets [n, D] (PST) and a note of what was done."""
+
+    rows: list[Row]
+    targets: np.ndarray | None = None
+    notes: dict[str, Any] | None = None
+
+
+def load_rationales(root: str, cfg: TrainConfig, split: str) -> pa.Table:
+    """Usable rationale rows of (teacher, task, split): no error, non-empty, correct by default, deduped."""
+    table = store.read_dataset(root, "rationales", schemas.RATIONALES, schemas.RATIONALES_PARTITIONS,
+                               filters={"teacher": cfg.teacher, "task": cfg.task, "split": split},
+                               columns=["request_key", "example_id", "sample_index", "rationale", "is_correct", "error"])
+    keep = pc.and_(pc.is_null(table["error"]), pc.greater(pc.utf8_length(pc.fill_null(table["rationale"], "")), 0))
+    if cfg.correct_only:
+        keep = pc.and_(keep, pc.fill_null(table["is_correct"], False))
+    table = table.filter(keep)
+    # Sorted so dedupe, the per-question cap and perturbation plans are reproducible.
+    table = table.take(pc.sort_indices(table, [("example_id", "ascending"), ("sample_index", "ascending"), ("request_key", "ascending")]))
+    seen: set[str] = set()
+    per_example: dict[str, int] = {}
+    take = []
+    for i, (key, ex) in enumerate(zip(table["request_key"].to_pylist(), table["example_id"].to_pylist())):
+        if key in seen:
+            continue
+        seen.add(key)
+        if cfg.max_rationales_per_example and per_example.get(ex, 0) >= cfg.max_rationales_per_example:
+            continue
+        per_example[ex] = per_example.get(ex, 0) + 1
+        take.append(i)
+    return table.take(pa.array(take, type=pa.int64()))
+
+
+def assemble(root: str, cfg: TrainConfig, strategy: Strategy, split: str) -> TrainData:
+    """The rows (and PST targets) of `split` for `strategy`; perturbation applies to train only."""
+    exs = {e.example_id: e for e in examples.load(root, cfg.task, split)}
+    if not exs:
+        raise DataError(f"no {split} examples for task {cfg.task!r} in {root}: run `pst data prepare --task {cfg.task}`")
+
+    def row(e: Any, rationale: str | None = None, key: str | None = None) -> Row:
+        return Row(e.example_id, e.question, e.gold_answer, tuple(e.choices or ()), e.answer_type, rationale, key)
+
+    if not strategy.uses_rationale:
+        rows = [row(e) for e in exs.values()]
+    else:
+        table = load_rationales(root, cfg, split)
+        rows = [row(exs[ex], r, k) for ex, r, k in zip(table["example_id"].to_pylist(), table["rationale"].to_pylist(),
+                                                     table["request_key"].to_pylist()) if ex in exs]
+    cap = cfg.max_train_examples if split == "train" else cfg.max_val_examples
+    if cap and len(rows) > cap:
+        rows = sorted(random.Random(f"{cfg.seed}:{split}").sample(rows, cap), key=lambda r: (r.example_id, r.request_key or ""))
+    notes: dict[str, Any] = {"rows": len(rows), "questions": len({r.example_id for r in rows})}
+    embed_texts = [r.rationale or "" for r in rows]
+    if split == "train" and cfg.perturb_rate > 0 and strategy.uses_rationale:
+        texts, embed_texts, notes["perturbed"] = _perturb(rows, cfg)
+        rows = [Row(r.example_id, r.question, r.answer, r.choices, r.answer_type, t, r.request_key) for r, t in zip(rows, texts)]
+    targets = None
+    if strategy.uses_semantic and rows:
+        from pst_core.embed import read_vectors
+
+        targets = read_vectors(root, cfg.encoder, embed_texts)
+    return TrainData(rows, targets, notes)
+
+
+def _perturb(rows: list[Row], cfg: TrainConfig) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Perturb training rationales as (target text, text whose stored embedding is the target) pairs.
+
+    The perturbation acts on (text, embedding) pairs, because the sentence encoder never runs in
+    training: `shuffle` swaps whole pairs (the donor question's rationale and its stored
+    embedding); `numbers` alters the digits of the text and keeps the original text's embedding as
+    the semantic target (MiniLM-style encoders are nearly blind to digit changes, and no vector of
+    the altered text exists). This is recorded in the run's notes.
+    """
+    from pst_core.perturb import perturb_rationales
+
+    originals = [r.rationale or "" for r in rows]
+    groups = [r.example_id for r in rows]
+    new = perturb_rationales(originals, cfg.perturb, cfg.perturb_rate, cfg.seed, groups=groups)
+    embed_texts = new if cfg.perturb == "shuffle" else originals
+    changed = sum(t != o for t, o in zip(new, originals))
+    note = {"kind": cfg.perturb, "rate": cfg.perturb_rate, "changed": changed,
+            "semantic_target": "donor embedding" if cfg.perturb == "shuffle" else "original rationale embedding"}
+    return new, embed_texts, note
+
+
+@dataclass
+class Tokenized:
+    """Token ids of every formatted sequence; `row` maps each sequence to its training row."""
+
+    prompt: list[list[int]]
+    target: list[list[int]]
+    roles: list[list[int]]
+    sem_index: list[int]  # index of SEM within the target, -1 when none
+    view: list[int]
+    row: list[int]
+
+    def lengths(self) -> np.ndarray:
+        """Tokens per training row (all of its sequences), for length grouping and tokens/s."""
+        out = np.zeros(max(self.row, default=-1) + 1, dtype=np.int64)
+        for r, p, t in zip(self.row, self.prompt, self.target):
+            out[r] += len(p) + len(t)
+        return out
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A short hash of the vocabulary and special tokens (the part that changes token ids)."""
+    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+    special = json.dumps([tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token, type(tokenizer).__name__])
+    return hashlib.sha256((vocab + special).encode()).hexdigest()[:16]
+
+
+def tokenize(rows: list[Row], strategy: Strategy, tokenizer: Any, max_length: int, is_encoder_decoder: bool,
+             cache_dir: str | None = None) -> Tokenized:
+    """Format and tokenise every row (cached on disk when `cache_dir` is given)."""
+    key = None
+    if cache_dir:
+        texts = json.dumps([[r.question, r.answer, list(r.choices), r.rationale] for r in rows], ensure_ascii=False)
+        key = hashlib.sha256("|".join([CACHE_VERSION, strategy.name, str(max_length), str(is_encoder_decoder),
+                                       tokenizer_fingerprint(tokenizer), texts]).encode()).hexdigest()[:32]
+        path = f"{cache_dir.rstrip('/')}/{key}.parquet"
+        fs, local = store.filesystem(path)
+        if fs.exists(local):
+            with fs.open(local, "rb") as fh:
+                return Tokenized(**pq.read_table(fh).to_pydict())
+    out = Tokenized([], [], [], [], [], [])
+    special = {EOS: [tokenizer.eos_token_id]}
+    for i, row in enumerate(rows):
+        for seq in strategy.format(row):
+            prompt = tokenizer(seq.prompt)["input_ids"]
+            target: list[int] = []
+            roles: list[int] = []
+            sem = -1
+            for text, role in seq.pieces:
+                ids = special[text] if text is EOS else tokenizer(text, add_special_tokens=False)["input_ids"]
+                if text == SEM:
+                    sem = len(target)
+                target += ids
+                roles += [role] * len(ids)
+            prompt, target, roles = _truncate(prompt, target, roles, max_length, is_encoder_decoder)
+            out.prompt.append(prompt)
+            out.target.append(target)
+            out.roles.append(roles)
+            out.sem_index.append(sem if sem < len(target) else -1)
+            out.view.append(seq.view)
+            out.row.append(i)
+    if key is not None:
+        store.write_part(cache_dir, pa.table(out.__dict__), name=f"{key}.parquet")
+    return out
+
+
+def _truncate(prompt: list[int], target: list[int], roles: list[int], max_length: int, enc_dec: bool) -> tuple[list[int], list[int], list[int]]:
+    """Fit a sequence into `max_length`: keep the prompt's end (the question tail and "Answer:") and
+    the target's start (answer, SEM), cutting long rationales at the end."""
+    if enc_dec:
+        return prompt[-max_length:], target[:max_length], roles[:max_length]
+    prompt = prompt[-(max_length // 2):] if len(prompt) + len(target) > max_length and len(prompt) > max_length // 2 else prompt
+    room = max_length - len(prompt)
+    return prompt, target[:room], roles[:room]
+
+
+def batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[list[int]]:
+    """Row indices of every batch of one epoch: a seeded shuffle, then (optionally) sorting within
+    windows of 50 batches so similar lengths share a batch, then a shuffle of the batch order."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    if group_by_length:
+        window = batch_size * 50
+        order = np.concatenate([w[np.argsort(-lengths[w], kind="stable")] for w in np.split(order, range(window, len(order), window))]) if len(order) else order
+    out = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    if group_by_length:
+        out = [out[i] for i in rng.permutation(len(out))]
+    return out
+
+
+def collate(tok: Tokenized, row_ids: list[int], seq_index: dict[int, list[int]], pad_id: int, is_encoder_decoder: bool,
+            sem_pool: str = "token", targets: np.ndarray | None = None, decoder_start: int | None = None,
+            pad_multiple: int = 8) -> dict[str, torch.Tensor]:
+    """Pad the sequences of `row_ids` into tensors (right padding; lengths rounded to `pad_multiple`).
+
+    Causal: input = prompt ⊕ target, labels -100 on the prompt. Seq2seq: encoder = prompt, decoder
+    input = start ⊕ target[:-1]. `sem_mask` marks the hidden state(s) the semantic head reads: the
+    SEM input position (`token`) or the rationale input positions (`mean`).
+    """
+    import torch
+
+    seqs = [s for r in row_ids for s in seq_index[r]]
+    enc, labels, roles, hid_mask = [], [], [], []
+    for s in seqs:
+        p, t, ro = tok.prompt[s], tok.target[s], tok.roles[s]
+        offset = 1 if is_encoder_decoder else len(p)  # where target token i sits as a model input
+        if is_encoder_decoder:
+            enc.append(p)
+            labels.append(t)
+            roles.append(ro)
+        else:
+            enc.append(p + t)
+            labels.append([-100] * len(p) + t)
+            roles.append([NONE] * len(p) + ro)
+        n_hidden = len(t) if is_encoder_decoder else len(p) + len(t)
+        m = [0] * n_hidden
+        if sem_pool == "token" and tok.sem_index[s] >= 0:
+            m[offset + tok.sem_index[s]] = 1
+        elif sem_pool == "mean":
+            for i, role in enumerate(ro):
+                if role == RATIONALE and offset + i < n_hidden:
+                    m[offset + i] = 1
+        hid_mask.append(m)
+
+    def pad(lists: list[list[int]], value: int) -> torch.Tensor:
+        width = -(-max(len(x) for x in lists) // pad_multiple) * pad_multiple
+        return torch.tensor([x + [value] * (width - len(x)) for x in lists], dtype=torch.long)
+
+    batch = {"input_ids": pad(enc, pad_id), "attention_mask": pad([[1] * len(x) for x in enc], 0),
+             "labels": pad(labels, -100), "roles": pad(roles, NONE), "sem_mask": pad(hid_mask, 0),
+             "view": torch.tensor([tok.view[s] for s in seqs])}
+    if is_encoder_decoder:
+        start = pad_id if decoder_start is None else decoder_start
+        batch["decoder_input_ids"] = pad([[start] + t[:-1] for t in labels], pad_id)
+        batch["decoder_attention_mask"] = pad([[1] * len(t) for t in labels], 0)
+    if targets is not None:
+        batch["sem_target"] = torch.from_numpy(np.stack([targets[tok.row[s]] for s in seqs]))
+    batch["n_tokens"] = torch.tensor(sum(len(tok.prompt[s]) + len(tok.target[s]) for s in seqs))
+    return batch
+
+
+def seq_index(tok: Tokenized) -> dict[int, list[int]]:
+    """Row -> indices of its sequences (prefix rows have two)."""
+    out: dict[int, list[int]] = {}
+    for s, r in enumerate(tok.row):
+        out.setdefault(r, []).append(s)
+    return out

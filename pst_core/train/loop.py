@@ -1,0 +1,216 @@
+"""The one explicit training loop shared by every strategy (strategies only supply format + loss).
+
+Reads top to bottom: set-up (seed, special tokens, head, optimizer, warm-up + cosine schedule,
+accelerate), resume from last/, then per optimizer step: grad-accumulated forward/loss/backward,
+clip, step, log every term, validate and keep the best checkpoint. The same code runs on one CPU,
+one GPU, or several GPUs under `accelerate launch` (DDP; each rank takes every world-th batch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pst_core.train import checkpoint, data, generate, students
+from pst_core.train.config import TrainConfig
+from pst_core.train.strategies import StepOutput, Strategy
+
+NOT_MODEL_INPUTS = ("n_tokens", "view", "sem_target")
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine decay to `min_ratio` at `total` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def param_groups(module: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on matrices only (biases, norms and 1-D gains are not decayed)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def precision_of(cfg: TrainConfig, cuda: bool) -> str:
+    """The effective precision: bf16 autocast on GPU and fp32 on CPU unless set explicitly."""
+    return cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if cuda else "fp32")
+
+
+def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_encoder_decoder: bool,
+        train: data.TrainData, val: data.TrainData | None, run_dir: str, *, val_questions: list | None = None,
+        cache_dir: str | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train `model` with `strategy` on `train`, validating on `val`; writes everything under `run_dir`."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    cuda = torch.cuda.is_available()
+    precision = precision_of(cfg, cuda)
+    acc = Accelerator(mixed_precision="bf16" if precision == "bf16-mixed" else "no", cpu=not cuda)
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    set_seed(cfg.seed)  # new embedding rows and the head are drawn from this seed
+    students.add_special_tokens(model, tokenizer)
+    strategy.bind(tokenizer)
+    head = None
+    if strategy.uses_semantic:
+        head = students.make_head(students.hidden_size(model), train.targets.shape[1], getattr(cfg, "head_hidden", 0))
+    if precision == "bf16":  # bf16 weights: half the memory traffic; AdamW state follows the weights
+        model.to(torch.bfloat16)
+        head = head.to(torch.bfloat16) if head is not None else None
+    if cfg.compile:
+        (model.base_model if not is_encoder_decoder else model).compile()
+    module = students.train_module(model, head, is_encoder_decoder)
+    pool = getattr(cfg, "sem_pool", "token")
+    dec_start = getattr(model.config, "decoder_start_token_id", None)
+
+    tok = data.tokenize(train.rows, strategy, tokenizer, cfg.max_length, is_encoder_decoder, cache_dir)
+    index, lengths = data.seq_index(tok), tok.lengths()
+    world, rank = acc.num_processes, acc.process_index
+    per_epoch = max(1, len(data.batches(lengths, cfg.batch_size, cfg.seed, 0, False)) // (world * cfg.grad_accum))
+    total = cfg.max_steps or math.ceil(cfg.epochs * per_epoch)
+    warmup = int(cfg.warmup_ratio * total)
+    optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas), fused=cuda)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, cfg.min_lr_ratio))
+    module, optimizer = acc.prepare(module, optimizer)
+    acc.register_for_checkpointing(scheduler)  # not prepared: it must step once per optimizer step on every rank
+    inner = acc.unwrap_model(module)
+
+    val_tok = data.tokenize(val.rows, strategy, tokenizer, cfg.max_length, is_encoder_decoder, cache_dir) if val and val.rows else None
+
+    def to_device(ids: list[int], tokens: data.Tokenized, targets: Any) -> dict[str, Any]:
+        b = data.collate(tokens, ids, index if tokens is tok else data.seq_index(tokens), tokenizer.pad_token_id,
+                         is_encoder_decoder, pool, targets, dec_start)
+        return {k: (v.to(acc.device) if k != "n_tokens" else v) for k, v in b.items()}
+
+    def validate() -> dict[str, float]:
+        """Validation loss per term (sequence-weighted) and, when selecting by it, exact match."""
+        module.eval()
+        out: dict[str, float] = {}
+        if val_tok is not None:
+            sums: dict[str, float] = {}
+            n = 0
+            vlen = val_tok.lengths()
+            order = sorted(range(len(vlen)), key=lambda i: -vlen[i])
+            with torch.no_grad(), acc.autocast():
+                for i in range(0, len(order), cfg.batch_size):
+                    b = to_device(order[i:i + cfg.batch_size], val_tok, val.targets)
+                    loss, terms = strategy.loss(StepOutput(**module(**{k: v for k, v in b.items() if k not in NOT_MODEL_INPUTS})), b)
+                    w = len(b["view"])
+                    for k, v in {"loss": loss, **terms}.items():
+                        sums[k] = sums.get(k, 0.0) + float(v) * w
+                    n += w
+            out = {f"val_{k}": v / n for k, v in sums.items()}
+        if cfg.select_by == "exact_match" and val_questions:
+            out["val_exact_match"] = generate.exact_match(inner.model, tokenizer, strategy, val_questions, cfg.eval_max_new_tokens)
+        module.train()
+        return out
+
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "pos": 0, "best": None, "best_step": None, "tokens": 0, "train_s": 0.0}
+    resumed = checkpoint.load_last(run, acc)
+    history = run / "history.jsonl"
+    if resumed:
+        state.update(resumed)
+        if acc.is_main_process and history.exists():  # drop lines written after the restored step
+            kept = [ln for ln in history.read_text().splitlines() if ln and json.loads(ln)["step"] <= state["step"]]
+            history.write_text("".join(ln + "\n" for ln in kept))
+    elif acc.is_main_process:
+        history.write_text("")
+
+    def log(entry: dict[str, Any]) -> None:
+        if acc.is_main_process:
+            with history.open("a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+
+    epoch_cache: dict[int, list[list[int]]] = {}
+
+    def next_batch() -> list[int]:
+        """The next micro-batch of this rank; epochs roll over, order is a function of (seed, epoch)."""
+        while True:
+            e = state["epoch"]
+            if e not in epoch_cache:
+                epoch_cache.clear()
+                all_batches = data.batches(lengths, cfg.batch_size, cfg.seed, e, cfg.group_by_length)
+                usable = len(all_batches) // world * world or len(all_batches)  # equal counts per rank
+                epoch_cache[e] = all_batches[:usable][rank::world] or all_batches
+            if state["pos"] < len(epoch_cache[e]):
+                state["pos"] += 1
+                return epoch_cache[e][state["pos"] - 1]
+            state["epoch"], state["pos"] = e + 1, 0
+
+    def better(metrics: dict[str, float]) -> bool:
+        key, sign = ("val_exact_match", -1) if cfg.select_by == "exact_match" else ("val_loss", 1)
+        if key not in metrics:
+            return True  # no validation data: the latest model is the one kept
+        return state["best"] is None or sign * metrics[key] < sign * state["best"]
+
+    def checkpoint_now(metrics: dict[str, float]) -> None:
+        if better(metrics):
+            state["best"] = metrics.get("val_exact_match" if cfg.select_by == "exact_match" else "val_loss")
+            state["best_step"], state["best_metrics"] = state["step"], metrics
+            if acc.is_main_process:
+                checkpoint.save_best(run, inner.model, tokenizer, inner.head, dict(state))
+        checkpoint.save_last(run, acc, dict(state))
+
+    bar = tqdm(total=total, initial=state["step"], disable=not (cfg.progress and acc.is_main_process), desc=f"train {strategy.name}", unit="step")
+    window: dict[str, Any] = {}
+    window_tokens, window_start = 0, time.perf_counter()
+    last_terms: dict[str, float] = {}
+    module.train()
+    while state["step"] < total:
+        for micro in range(cfg.grad_accum):
+            b = to_device(next_batch(), tok, train.targets)
+            sync = micro == cfg.grad_accum - 1
+            with contextlib.nullcontext() if sync else acc.no_sync(module):
+                out = StepOutput(**module(**{k: v for k, v in b.items() if k not in NOT_MODEL_INPUTS}))
+                loss, terms = strategy.loss(out, b)
+                acc.backward(loss / cfg.grad_accum)
+            for k, v in {"loss": loss, **terms}.items():  # kept on device: no sync per step
+                window[k] = window.get(k, 0) + v.detach() / cfg.grad_accum
+            window_tokens += int(b["n_tokens"]) * world
+        if cfg.clip_grad_norm:
+            acc.clip_grad_norm_(module.parameters(), cfg.clip_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] += 1
+        window["n"] = window.get("n", 0) + 1
+        bar.update(1)
+        step = state["step"]
+        if step % cfg.log_every == 0 or step == total:
+            elapsed = time.perf_counter() - window_start
+            last_terms = {k: float(v) / window["n"] for k, v in window.items() if k != "n"}
+            entry = {"step": step, "epoch": state["epoch"], "lr": scheduler.get_last_lr()[0], **last_terms,
+                     "tokens_per_s": window_tokens / max(elapsed, 1e-9)}
+            state["tokens"] += window_tokens
+            state["train_s"] += elapsed
+            log(entry)
+            bar.set_postfix(loss=f"{last_terms['loss']:.3f}", tok_s=f"{entry['tokens_per_s']:,.0f}")
+            window, window_tokens, window_start = {}, 0, time.perf_counter()
+        validating = (cfg.eval_every and step % cfg.eval_every == 0) or step == total
+        if validating:
+            metrics = validate()
+            log({"step": step, "validation": True, **metrics})
+            checkpoint_now(metrics)
+            window_start = time.perf_counter()  # validation time is not training throughput
+        elif cfg.save_every and step % cfg.save_every == 0:
+            checkpoint.save_last(run, acc, dict(state))
+        if on_step is not None:
+            on_step(step)
+    bar.close()
+    metrics = {"steps": state["step"], "epochs": state["epoch"], "train_rows": len(train.rows), "precision": precision,
+               "world_size": world, "final": last_terms, "best_step": state["best_step"], "best": state.get("best_metrics", {}),
+               "train_tokens": state["tokens"], "tokens_per_s": state["tokens"] / max(state["train_s"], 1e-9),
+               "train_wall_s": state["train_s"], "data": train.notes or {}}
+    if acc.is_main_process:
+        checkpoint.write_json(run / "train_metrics.json", metrics)
+    acc.wait_for_everyone()
+    return metrics

@@ -1,0 +1,253 @@
+"""The five distillation strategies of ../shared/PST.md: each is a formatter plus a loss.
+
+A formatter turns one training row (question, answer, teacher rationale) into one or more
+sequences of role-tagged pieces; the shared loop (`pst_core.train.loop`) tokenises them, runs the
+student (`students.forward`) and calls `loss`, the only method a strategy overrides. Every term
+is returned separately (unweighted) so the loop logs each one.
+
+| name          | target                | loss                                             |
+|---------------|-----------------------|--------------------------------------------------|
+| answer_only   | y                     | NTP(y | x)                                       |
+| pre_thinking  | r ⊕ SEP ⊕ y           | NTP(r ⊕ SEP ⊕ y | x)                             |
+| prefix        | [label] x→y, [rationale] x→r | α·NTP(y | ·) + (1−α)·NTP(r | ·)           |
+| post_thinking | y ⊕ SEM ⊕ r           | w_y·NTP(y | x) + w_r·NTP(r | x, y, SEM)          |
+| pst           | y ⊕ SEM ⊕ r           | NTP(y | x) + λ_r·NTP(r | ·) + λ_sem·L_sem        |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pst_core.registry import Registry
+from pst_core.train import losses
+from pst_core.train.config import PostThinkingConfig, PrefixConfig, PSTConfig, TrainConfig
+from pst_core.train.losses import ANSWER, RATIONALE
+
+if TYPE_CHECKING:
+    import torch
+
+SEP = "<|sep|>"
+SEM = "<|sem|>"
+LABEL_PREFIX = "[label] "
+RATIONALE_PREFIX = "[rationale] "
+EOS = None  # piece text standing for the tokenizer's end-of-sequence token
+
+# View ids: which input view a sequence is (only the prefix strategy has two).
+LABEL_VIEW, RATIONALE_VIEW = 0, 1
+
+
+@dataclass(frozen=True)
+class Row:
+    """One training row: a question, its gold answer and (for rationale strategies) a teacher rationale."""
+
+    example_id: str
+    question: str
+    answer: str
+    choices: tuple[str, ...] = ()
+    answer_type: str = "text"
+    rationale: str | None = None
+    request_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Seq:
+    """One formatted sequence: the prompt text and role-tagged target pieces (SEM/SEP/EOS included)."""
+
+    prompt: str
+    pieces: tuple[tuple[str | None, int], ...]
+    view: int = LABEL_VIEW
+
+
+def question_prompt(question: str, choices: list[str] | tuple[str, ...] = ()) -> str:
+    """The prompt x shared by all strategies (one format, so strategies differ only in target)."""
+    lines = [f"Question: {question.strip()}"]
+    if choices:
+        lines.append("Choices: " + " ".join(choices))
+    lines.append("Answer:")
+    return "\n".join(lines)
+
+
+@dataclass
+class StepOutput:
+    """What a student forward pass returns to a loss (see `students.forward`).
+
+    ce [N]: next-token cross-entropy of each target token; roles [N]: its role; rows [N]: its
+    sequence; sem_pred [B, D] | None: head output on the pooled hidden state.
+    """
+
+    ce: torch.Tensor
+    roles: torch.Tensor
+    rows: torch.Tensor
+    sem_pred: torch.Tensor | None = None
+
+
+class Strategy:
+    """Base strategy: formatting, inference helpers and the loss over all target tokens."""
+
+    name = "base"
+    config_cls: type[TrainConfig] = TrainConfig
+    answer_first = False
+    uses_rationale = True
+    uses_semantic = False
+
+    def __init__(self, cfg: TrainConfig | None = None) -> None:
+        self.cfg = cfg if cfg is not None else self.config_cls(strategy=self.name)
+        self.eos_token: str | None = None
+
+    def bind(self, tokenizer: Any) -> Strategy:
+        """Remember the tokenizer's EOS text for `stop_strings` (done by training and `load_run`)."""
+        self.eos_token = tokenizer.eos_token
+        return self
+
+    # -- formatting ---------------------------------------------------------------------------
+    def format(self, row: Row) -> list[Seq]:
+        """Row -> the sequences this strategy trains on."""
+        raise NotImplementedError
+
+    def inference_prompt(self, question: str, choices: list[str]) -> str:
+        """The exact model input at inference time."""
+        return question_prompt(question, choices)
+
+    def stop_strings(self) -> list[str]:
+        """Strings at which generation may stop."""
+        return [self.eos_token] if self.eos_token else []
+
+    def answer_text(self, generated: str) -> str:
+        """The part of a decoded generation the answer is extracted from."""
+        return generated
+
+    def rationale_text(self, generated: str) -> str | None:
+        """The rationale part of a decoded generation, if this strategy writes one."""
+        return None
+
+    # -- loss -----------------------------------------------------------------------------------
+    def loss(self, out: StepOutput, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss and its unweighted terms: here NTP over every target token."""
+        term = losses.ntp(out.ce, out.roles)
+        return term, {"ntp": term}
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", Strategy)
+
+
+def get_strategy(name: str, cfg: TrainConfig | None = None) -> Strategy:
+    """Instantiate strategy `name` (unknown names list the valid ones) with its config."""
+    return STRATEGIES.get(name)(cfg)
+
+
+def _ans(row: Row) -> str:
+    return " " + row.answer.strip()
+
+
+def _rat(row: Row) -> str:
+    if not row.rationale:
+        raise ValueError(f"row {row.example_id} has no rationale")
+    return " " + row.rationale.strip()
+
+
+@STRATEGIES.register("answer_only")
+class AnswerOnly(Strategy):
+    """Plain fine-tuning on the gold answer: NTP(y | x)."""
+
+    name = "answer_only"
+    uses_rationale = False
+
+    def format(self, row: Row) -> list[Seq]:
+        return [Seq(question_prompt(row.question, row.choices), ((_ans(row), ANSWER), (EOS, ANSWER)))]
+
+
+@STRATEGIES.register("pre_thinking")
+class PreThinking(Strategy):
+    """Fine-tune-CoT: rationale, SEP, answer; the answer is parsed after SEP."""
+
+    name = "pre_thinking"
+
+    def format(self, row: Row) -> list[Seq]:
+        pieces = ((_rat(row), RATIONALE), (SEP, RATIONALE), (_ans(row), ANSWER), (EOS, ANSWER))
+        return [Seq(question_prompt(row.question, row.choices), pieces)]
+
+    def answer_text(self, generated: str) -> str:
+        return generated.rsplit(SEP, 1)[1] if SEP in generated else generated
+
+    def rationale_text(self, generated: str) -> str | None:
+        return generated.split(SEP, 1)[0].strip() if SEP in generated else generated.strip()
+
+
+@STRATEGIES.register("prefix")
+class Prefix(Strategy):
+    """Distilling Step-by-Step: a [label] view x→y and a [rationale] view x→r, mixed by α."""
+
+    name = "prefix"
+    config_cls = PrefixConfig
+
+    def format(self, row: Row) -> list[Seq]:
+        x = question_prompt(row.question, row.choices)
+        return [
+            Seq(LABEL_PREFIX + x, ((_ans(row), ANSWER), (EOS, ANSWER)), LABEL_VIEW),
+            Seq(RATIONALE_PREFIX + x, ((_rat(row), RATIONALE), (EOS, RATIONALE)), RATIONALE_VIEW),
+        ]
+
+    def inference_prompt(self, question: str, choices: list[str]) -> str:
+        return LABEL_PREFIX + question_prompt(question, choices)
+
+    def loss(self, out, batch):
+        label = losses.ntp(out.ce, out.roles, ANSWER)
+        rationale = losses.ntp(out.ce, out.roles, RATIONALE)
+        a = self.cfg.alpha
+        return a * label + (1 - a) * rationale, {"ntp_label": label, "ntp_rationale": rationale}
+
+
+@STRATEGIES.register("post_thinking")
+class PostThinking(Strategy):
+    """Answer, SEM, rationale; inference stops at SEM. The SEM token belongs to the answer term."""
+
+    name = "post_thinking"
+    config_cls = PostThinkingConfig
+    answer_first = True
+
+    def format(self, row: Row) -> list[Seq]:
+        pieces = ((_ans(row), ANSWER), (SEM, ANSWER), (_rat(row), RATIONALE), (EOS, RATIONALE))
+        return [Seq(question_prompt(row.question, row.choices), pieces)]
+
+    def stop_strings(self) -> list[str]:
+        return [SEM, *super().stop_strings()]
+
+    def answer_text(self, generated: str) -> str:
+        return generated.split(SEM, 1)[0]
+
+    def rationale_text(self, generated: str) -> str | None:
+        return generated.split(SEM, 1)[1].strip() if SEM in generated else None
+
+    def weights(self) -> tuple[float, float]:
+        """(answer weight, rationale weight) of the two next-token terms."""
+        return self.cfg.w_answer, self.cfg.w_rationale
+
+    def loss(self, out, batch):
+        w_y, w_r = self.weights()
+        answer = losses.ntp(out.ce, out.roles, ANSWER)
+        rationale = losses.ntp(out.ce, out.roles, RATIONALE)
+        return w_y * answer + w_r * rationale, {"ntp_answer": answer, "ntp_rationale": rationale}
+
+
+@STRATEGIES.register("pst")
+class PST(PostThinking):
+    """Post-Semantic-Thinking: Post-Thinking with NTP(y) + λ_r·NTP(r) plus λ_sem·L_sem on the SEM state."""
+
+    name = "pst"
+    config_cls = PSTConfig
+
+    @property
+    def uses_semantic(self) -> bool:  # type: ignore[override]
+        # λ_sem = 0 builds no head, so PST is then exactly Post-Thinking (same graph, same loss).
+        return self.cfg.lambda_sem > 0
+
+    def weights(self) -> tuple[float, float]:
+        return 1.0, self.cfg.lambda_r
+
+    def loss(self, out, batch):
+        total, terms = super().loss(out, batch)
+        if not self.uses_semantic:
+            return total, terms
+        sem = losses.sem_loss(out.sem_pred, batch["sem_target"], self.cfg.sem_loss, self.cfg.sem_temperature)
+        return total + self.cfg.lambda_sem * sem, {**terms, "sem": sem}

