@@ -14,8 +14,7 @@ from pst_core import examples, settings
 from pst_core.config import check, option
 from pst_core.schemas import SPLITS
 from pst_core.tasks import get_task
-from pst_core.tasks.generators import GENERATED_OFFSET
-from pst_core.tasks.spec import SOURCES
+from pst_core.tasks.spec import GENERATED_OFFSET, SOURCES
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from pst_core.tasks.spec import Row, Rows
+from pst_core.tasks.spec import GENERATED_OFFSET, Row, Rows
 
 NAMES = (
     "Whitney Erika Tj Benito Alice Bob Claire Dana Elijah Fatima Gabriel Hana Ivan Julia Kenji Lena Marco "
@@ -21,7 +21,6 @@ NAMES = (
     "Leslie Marisol Noel Olga Pablo Raquel Sergio Teresa Ulises Valeria Wilma Yesenia Alfredo Bernice Cody "
     "Dominique Evan Gloria Hector Ingrid Jamal Kristin Lamar Miguel Naomi Orlando Pamela Reggie Shawna Terrell"
 ).split()
-GENERATED_OFFSET = 100_000
 PEOPLE = 4  # the published files use four names per question
 
 

@@ -11,10 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pst_core import answers
 from pst_core.errors import ConfigError, DataError
 from pst_core.examples import Example, make_id
 
 SOURCES = ("local", "hub", "generated")
+# Generated rows get indices from here on (see generators), so they never collide with file ids.
+GENERATED_OFFSET = 100_000
 
 
 @dataclass(frozen=True)
@@ -86,12 +89,11 @@ class TaskSpec:
         generated_size: int = 500,
     ) -> dict[str, list[Example]]:
         """The task's "train", "validation" and "test" examples (validation carved from train)."""
-        from pst_core.tasks import splits
+        from pst_core.tasks import splits  # splits imports this module
 
         rows = self.rows(datasets_dir, source, seed=seed, generated_size=generated_size)
-        use_split_file = source != "generated" and not (self.generator and rows and min(rows) >= splits.GENERATED_OFFSET)
-        assignment = splits.build(self, rows, datasets_dir if use_split_file else None, validation_fraction, seed)
-        from pst_core import answers
+        generated = bool(rows) and min(rows) >= GENERATED_OFFSET  # published split files do not apply
+        assignment = splits.build(self, rows, None if generated else datasets_dir, validation_fraction, seed)
 
         out: dict[str, list[Example]] = {}
         for split, indices in assignment.items():

@@ -13,7 +13,6 @@ import random
 from pathlib import Path
 
 from pst_core.errors import DataError
-from pst_core.tasks.generators import GENERATED_OFFSET  # noqa: F401  (re-exported)
 from pst_core.tasks.spec import Rows, TaskSpec
 
 SPLIT_DIR = Path("reasoning_teacher") / "split"
