@@ -105,6 +105,16 @@ def fingerprint(directory: str) -> str:
     return h.hexdigest()
 
 
+def stat_fingerprint(directory: str) -> str:
+    """Fingerprint of every file under a local folder by (relative path, size, mtime): for run
+    folders (checkpoints, metrics) that are rewritten in place rather than appended to."""
+    base = Path(directory)
+    if not base.is_dir():
+        return "absent"
+    stats = sorted((str(p.relative_to(base)), p.stat().st_size, p.stat().st_mtime_ns) for p in base.rglob("*") if p.is_file())
+    return digest(stats)
+
+
 def digest(value: Any) -> str:
     """sha256 of a JSON-able value in canonical form (sorted keys)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,48 @@
+"""Pipeline configuration: one YAML file with a section per stage (see configs/quickstart.yaml).
+
+```yaml
+tasks: [coin_flip]                  # defaults for the flow parameters
+strategies: [answer_only, pst]
+prepare: {source: generator}        # PrepareConfig
+harvest: {split: train, limit: 0}   # HarvestConfig minus teacher/task
+embed: {batch_size: 64}             # EmbedConfig minus teacher/task
+train: {max_steps: 50}              # TrainConfig minus strategy/teacher/task
+evaluate: {max_examples: 100}       # EvalConfig
+max_workers: 4                      # threads of the fan-out
+```
+Flow parameters override the file; a section key that a stage's config does not know fails when
+the stage starts, with the close match named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pst_core.config import load_file
+from pst_core.errors import ConfigError
+
+SECTIONS = ("prepare", "harvest", "embed", "train", "evaluate", "report")
+TOP_LEVEL = ("tasks", "strategies", "teachers", "max_workers", "root")
+STRATEGIES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
+
+
+def load(path: str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The merged pipeline config: file sections, then per-section overrides."""
+    data = load_file(path) if path else {}
+    unknown = set(data) - set(SECTIONS) - set(TOP_LEVEL)
+    if unknown:
+        raise ConfigError(f"pipeline config {path}: unknown section(s) {', '.join(sorted(unknown))}; valid: {', '.join(SECTIONS + TOP_LEVEL)}")
+    merged = {k: dict(data.get(k) or {}) for k in SECTIONS}
+    merged.update({k: data[k] for k in TOP_LEVEL if k in data})
+    for section, values in (overrides or {}).items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown override section {section!r}; valid: {', '.join(SECTIONS)}")
+        merged[section].update(values or {})
+    return merged
+
+
+def as_list(value: list[str] | str | None) -> list[str] | None:
+    """A list parameter that also accepts one name or a comma-separated string (event templates)."""
+    if value is None or isinstance(value, list):
+        return value
+    return [v.strip() for v in str(value).split(",") if v.strip()]
