@@ -121,7 +121,7 @@ class FewShotCoT(PromptKind):
 
     def split(self, completion: str) -> tuple[str, str]:
         # The model keeps writing new "Q:" exemplars after its answer; only the first block counts.
-        first = completion.split("\nQ:", 1)[0]
+        first = completion.split("\nQ:", 1)[0].rstrip()
         head, sep, tail = first.rpartition(FEW_SHOT_ANSWER)
         return (head.rstrip(), tail) if sep else (first, first)
 

@@ -38,6 +38,7 @@ class Faults:
     rate_empty: float = 0.0
     seed: int = 0
     batch_delay_s: float = 0.2  # a batch completes this long after it is created
+    api_key: str | None = None  # when set, other keys get 401 (as a real endpoint would)
 
     @property
     def any(self) -> bool:
@@ -110,6 +111,12 @@ def make_app(replay: Replay):
 
     async def completions(request: web.Request) -> web.Response:
         chat = request.path.endswith("chat/completions")
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if faults.api_key is not None and given != faults.api_key:
+            replay.stats["unauthorized"] += 1
+            replay.stats["total"] += 1
+            # Echo the key like real endpoints do, so clients must redact it from their errors.
+            return respond({"error": {"message": f"Incorrect API key provided: {given}", "type": "invalid_request_error", "code": "invalid_api_key"}}, 401)
         raw = await request.read()
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000.0)
