@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_DISABLE_TELEMETRY=1 \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
     TOKENIZERS_PARALLELISM=false \
-    PST_DATA_DIR=/app/data
+    PST_DATA_DIR=/app/data \
+    PST_PROJECT_DIR=/app
 
 # CPU torch by default (small image); build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124
 # for a CUDA worker.

@@ -6,9 +6,8 @@ strategies: [answer_only, pst]
 prepare: {source: generator}        # PrepareConfig
 harvest: {split: train, limit: 0}   # HarvestConfig minus teacher/task
 embed: {batch_size: 64}             # EmbedConfig minus teacher/task
-train: {max_steps: 50}              # TrainConfig minus strategy/teacher/task
+train: {max_steps: 50, pst: {lambda_sem: 1.0}}  # TrainConfig; a strategy's own options nest under its name
 evaluate: {max_examples: 100}       # EvalConfig
-max_workers: 4                      # threads of the fan-out
 ```
 Flow parameters override the file; a section key that a stage's config does not know fails when
 the stage starts, with the close match named.
@@ -22,7 +21,7 @@ from pst_core.config import load_file
 from pst_core.errors import ConfigError
 
 SECTIONS = ("prepare", "harvest", "embed", "train", "evaluate", "report")
-TOP_LEVEL = ("tasks", "strategies", "teachers", "max_workers", "root")
+TOP_LEVEL = ("tasks", "strategies", "teachers", "quickstart_student")
 STRATEGIES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
 
 
@@ -46,3 +45,9 @@ def as_list(value: list[str] | str | None) -> list[str] | None:
     if value is None or isinstance(value, list):
         return value
     return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def train_options(section: dict[str, Any], strategy: str) -> dict[str, Any]:
+    """The train section for one strategy: shared options plus that strategy's own sub-section."""
+    shared = {k: v for k, v in section.items() if k not in STRATEGIES}
+    return {**shared, **(section.get(strategy) or {})}

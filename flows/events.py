@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pst_core import hooks
@@ -20,6 +23,18 @@ RESOURCE_PREFIX = "pst.teacher."
 PUBLIC_FIELDS = ("model", "base_url", "api_key_env", "rpm", "tpm", "concurrency")
 
 log = logging.getLogger(__name__)
+_suppressed = threading.local()
+
+
+@contextmanager
+def suppressed() -> Iterator[None]:
+    """Register teachers without events inside the block (the quickstart's short-lived local
+    teacher must not trigger a served pipeline that would outlive it)."""
+    _suppressed.on = True
+    try:
+        yield
+    finally:
+        _suppressed.on = False
 
 
 def teacher_payload(teacher: Any) -> dict[str, Any]:
@@ -56,6 +71,8 @@ def emit_teacher_registered(name: str, teacher: Any = None, **_: Any) -> bool:
 
 def _on_teacher_registered(name: str, teacher: Any = None, **payload: Any) -> None:
     """Hook subscriber: a failure to reach Prefect never fails the registration itself."""
+    if getattr(_suppressed, "on", False):
+        return
     try:
         emit_teacher_registered(name, teacher, **payload)
     except Exception as exc:  # noqa: BLE001 - the teacher is saved; the event is best-effort

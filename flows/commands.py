@@ -1,0 +1,63 @@
+"""The Prefect side of the CLI: `pst serve`, `pst quickstart` and `pst run ...`.
+
+Loaded by pst_core.cli as an optional command module; registering also subscribes the
+`pst.teacher.registered` event to pst_core's hooks, so `pst teacher add` announces new teachers.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from flows import events
+
+run_app = typer.Typer(help="Run a flow once, in this process (results and artifacts go to the Prefect API).", no_args_is_help=True)
+
+TEACHERS = typer.Option(None, "--teacher", "-t", help="Teacher name (repeatable; default: every registered teacher).")
+TASKS = typer.Option(None, "--task", help="Task name (repeatable; default: the config's tasks).")
+STRATEGIES = typer.Option(None, "--strategy", "-s", help="Strategy (repeatable; default: all five).")
+CONFIG = typer.Option(None, "--config", "-c", help="Pipeline YAML with a section per stage (e.g. configs/quickstart.yaml).")
+
+
+@run_app.command("pipeline")
+def run_pipeline(teacher: list[str] = TEACHERS, task: list[str] = TASKS, strategy: list[str] = STRATEGIES, config: str = CONFIG) -> None:
+    """Prepare, harvest, embed, train, evaluate and report for teachers x tasks x strategies."""
+    from flows.pipeline import distill_pipeline
+
+    result = distill_pipeline(teachers=teacher or None, tasks=task or None, strategies=strategy or None, config=config)
+    typer.echo(result["report"]["table"])
+
+
+@run_app.command("harvest")
+def run_harvest(teacher: list[str] = TEACHERS, task: list[str] = TASKS, config: str = CONFIG) -> None:
+    """Harvest rationales for teachers x tasks (the nightly deployment's flow)."""
+    from flows.pipeline import harvest_flow
+
+    for summary in harvest_flow(teachers=teacher or None, tasks=task or None, config=config):
+        typer.echo(f"{summary['teacher']}/{summary['task']}: {summary['sent']} sent, {summary['cache_hits']} cached, {summary['failed']} failed")
+
+
+def serve(
+    config: str = CONFIG,
+    cron: str = typer.Option("0 2 * * *", help="Schedule of the nightly harvest (cron, server time zone)."),
+    limit: int = typer.Option(None, help="Most flow runs executed at once by this process."),
+) -> None:
+    """Register pst's deployments (schedules, the new-teacher trigger) and run them here until Ctrl-C."""
+    from flows.deployments import serve as serve_deployments
+
+    serve_deployments(config=config, cron=cron, limit=limit)
+
+
+def quickstart(config: str = CONFIG) -> None:
+    """The whole pipeline offline on the embedded defaults; prints where to look afterwards."""
+    from flows import quickstart as qs
+
+    result = qs.run(config)
+    typer.echo("\n".join(["", "pst quickstart: done", *qs.where_to_look(result)]))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve`, `quickstart` and the `run` group; subscribe Prefect events to pst_core hooks."""
+    events.install()
+    app.command("serve")(serve)
+    app.command("quickstart")(quickstart)
+    app.add_typer(run_app, name="run")

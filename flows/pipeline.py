@@ -1,0 +1,109 @@
+"""The pipeline flows: one per stage, and `distill_pipeline` chaining them.
+
+Each stage flow fans out over teachers x tasks (x strategies) by submitting one task per
+combination to the flow's task runner (threads by default; see `task_runner` for Dask). Flows only
+compose tasks and pass config dicts; every task is cached on the state of the store, so a rerun
+(or a flow retry) skips completed work and a new teacher reruns only what depends on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.config import STRATEGIES, as_list, load, train_options
+from pst_core import settings
+from tasks.embed import embed
+from tasks.evaluate import evaluate, report
+from tasks.harvest import harvest
+from tasks.prepare import prepare
+from tasks.train import train
+
+DEFAULT_TASKS = ["coin_flip", "last_letter_concatenation"]
+
+
+def task_runner() -> Any:
+    """Threads by default; `PST_TASK_RUNNER=dask` uses prefect-dask (`PST_DASK_ADDRESS` for a cluster)."""
+    if os.environ.get("PST_TASK_RUNNER", "threads") == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        address = os.environ.get("PST_DASK_ADDRESS")
+        return DaskTaskRunner(address=address) if address else DaskTaskRunner()
+    return ThreadPoolTaskRunner(max_workers=int(os.environ.get("PST_MAX_WORKERS", "4")))
+
+
+def _teachers(root: str, teachers: list[str] | str | None) -> list[str]:
+    """The named teachers, or every registered one."""
+    from pst_core import teachers as registry
+
+    return as_list(teachers) or sorted(registry.load_all(root))
+
+
+@flow(name="prepare-flow", task_runner=task_runner())
+def prepare_flow(tasks: list[str] | str | None = None, config: str | None = None, overrides: dict | None = None, root: str | None = None) -> list[dict]:
+    """Prepare the example store for every task."""
+    cfg, root = load(config, overrides), root or settings.data_root()
+    futures = [prepare.submit(root, t, cfg["prepare"]) for t in as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS]
+    return [f.result() for f in futures]
+
+
+@flow(name="harvest-flow", task_runner=task_runner())
+def harvest_flow(teachers: list[str] | str | None = None, tasks: list[str] | str | None = None, config: str | None = None, overrides: dict | None = None, root: str | None = None) -> list[dict]:
+    """Harvest rationales for teachers x tasks (all registered teachers by default)."""
+    cfg, root = load(config, overrides), root or settings.data_root()
+    pairs = itertools.product(_teachers(root, teachers), as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS)
+    futures = [harvest.submit(root, {**cfg["harvest"], "teacher": te, "task": ta}) for te, ta in pairs]
+    return [f.result() for f in futures]
+
+
+@flow(name="embed-flow", task_runner=task_runner())
+def embed_flow(teachers: list[str] | str | None = None, tasks: list[str] | str | None = None, config: str | None = None, overrides: dict | None = None, root: str | None = None) -> list[dict]:
+    """Embed the new rationale texts of teachers x tasks (one at a time: they share the encoder)."""
+    cfg, root = load(config, overrides), root or settings.data_root()
+    pairs = itertools.product(_teachers(root, teachers), as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS)
+    return [embed(root, {**cfg["embed"], "teacher": te, "task": ta}) for te, ta in pairs]
+
+
+@flow(name="train-flow", task_runner=task_runner())
+def train_flow(teachers: list[str] | str | None = None, tasks: list[str] | str | None = None, strategies: list[str] | str | None = None, config: str | None = None, overrides: dict | None = None, root: str | None = None) -> list[dict]:
+    """Train one student per teacher x task x strategy."""
+    cfg, root = load(config, overrides), root or settings.data_root()
+    combos = itertools.product(_teachers(root, teachers), as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS,
+                               as_list(strategies) or cfg.get("strategies") or STRATEGIES)
+    futures = [train.submit(root, {**train_options(cfg["train"], s), "teacher": te, "task": ta, "strategy": s}) for te, ta, s in combos]
+    return [f.result() for f in futures]
+
+
+@flow(name="evaluate-flow", task_runner=task_runner())
+def evaluate_flow(runs: list[str] | str, config: str | None = None, overrides: dict | None = None, root: str | None = None) -> dict:
+    """Evaluate trained runs (ids under <root>/runs/) and write the report over all runs."""
+    cfg, root = load(config, overrides), root or settings.data_root()
+    futures = [evaluate.submit(root, run_id, cfg["evaluate"]) for run_id in as_list(runs) or []]
+    metrics = [f.result() for f in futures]
+    return {"runs": metrics, "report": report(root, [m["run_id"] for m in metrics], cfg["report"])}
+
+
+@flow(name="distill-pipeline", task_runner=task_runner())
+def distill_pipeline(
+    teachers: list[str] | str | None = None,
+    tasks: list[str] | str | None = None,
+    strategies: list[str] | str | None = None,
+    config: str | None = None,
+    overrides: dict | None = None,
+    root: str | None = None,
+) -> dict:
+    """Prepare -> harvest -> embed -> train -> evaluate -> report for teachers x tasks x strategies."""
+    cfg, root = load(config, overrides), root or settings.data_root()
+    tasks = as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS
+    teachers = _teachers(root, as_list(teachers) or cfg.get("teachers"))
+    common = {"config": config, "overrides": overrides, "root": root}
+    prepared = prepare_flow(tasks=tasks, **common)
+    harvested = harvest_flow(teachers=teachers, tasks=tasks, **common)
+    embedded = embed_flow(teachers=teachers, tasks=tasks, **common)
+    runs = train_flow(teachers=teachers, tasks=tasks, strategies=strategies or cfg.get("strategies"), **common)
+    evaluated = evaluate_flow(runs=[r["run_id"] for r in runs], **common)
+    return {"prepare": prepared, "harvest": harvested, "embed": embedded, "train": runs, **evaluated}

@@ -1,0 +1,44 @@
+"""Prefect task: train one student (teacher x task x strategy) into `<root>/runs/<run_id>/`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from pst_core import store
+from tasks.artifacts import artifact_key, publish_metrics
+from tasks.policy import RETRY_OPTIONS, digest, stat_fingerprint, store_cache
+
+
+def run_id_of(config: dict[str, Any]) -> str:
+    """A deterministic run id: a retried or re-keyed task resumes the same folder, never a twin."""
+    return f"{config['task']}-{config['teacher']}-{config['strategy']}-{digest(config)[:10]}"
+
+
+def _reads(inputs: dict[str, Any]) -> list[Any]:
+    # Rationales and examples of this teacher/task. Embeddings are a pure function of those texts
+    # and the encoder named in the config, so other teachers' new vectors do not retrain this run.
+    root, cfg = inputs["root"], inputs["config"]
+    student = cfg.get("student")
+    return [
+        store.partition_path(root, "rationales", teacher=cfg["teacher"], task=cfg["task"]),
+        store.partition_path(root, "examples", task=cfg["task"]),
+        {"student": stat_fingerprint(student) if student and Path(student).is_dir() else student},
+    ]
+
+
+@task(name="train", cache_policy=store_cache(_reads), persist_result=True, **RETRY_OPTIONS)
+def train(root: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Train with `config` (a TrainConfig dict naming strategy, teacher and task); a rerun resumes."""
+    from pst_core.train.api import train_run
+
+    run_id = run_id_of(config)
+    run_dir = Path(train_run({"progress": False, **config}, root=root, run_id=run_id))
+    metrics_file = run_dir / "train_metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+    publish_metrics(f"training {run_id}", [flat] if flat else [], key=artifact_key("train", run_id))
+    return {"run_id": run_id, "run_dir": str(run_dir), "metrics": flat, "outputs": [str(run_dir / "checkpoint")]}
