@@ -25,6 +25,7 @@ def harvest(
     max_attempts: int = typer.Option(None, "--max-attempts", help="Override attempts per request."),
     timeout_s: float = typer.Option(None, "--timeout", help="Override the per-request timeout (s)."),
     poll_s: float = typer.Option(10.0, "--poll", help="Batch mode: seconds between polls."),
+    flush_rows: int = typer.Option(256, "--flush-rows", help="Write a part file every N results (and at least every second)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -37,7 +38,7 @@ def harvest(
     logging.getLogger("pst.harvest").setLevel(logging.WARNING)
     cfg = HarvestConfig(
         teacher=teacher, task=task, split=split, prompt=prompt, samples=samples, temperature=temperature, max_tokens=max_tokens,
-        limit=limit, mode=mode, rpm=rpm, tpm=tpm, concurrency=concurrency, max_attempts=max_attempts, timeout_s=timeout_s, poll_s=poll_s,
+        limit=limit, mode=mode, rpm=rpm, tpm=tpm, concurrency=concurrency, max_attempts=max_attempts, timeout_s=timeout_s, poll_s=poll_s, flush_rows=flush_rows,
         progress=not no_progress,
     )
     bar = None
