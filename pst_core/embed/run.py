@@ -83,14 +83,17 @@ def params_digest(model: Any) -> str:
     return f"params:{digest.hexdigest()[:16]}"
 
 
-def embed_rationales(cfg: EmbedConfig, root: str, progress: bool = True) -> EmbedSummary:
-    """Embed every distinct successful rationale text with no vector for this encoder revision yet."""
+def embed_rationales(cfg: EmbedConfig, root: str, progress: bool = True, *, model: Any = None) -> EmbedSummary:
+    """Embed every distinct successful rationale text with no vector for this encoder revision yet.
+
+    `model` is an already loaded `cfg.encoder` (from `load_encoder`) to reuse across calls;
+    by default it is loaded only when there is something to embed.
+    """
     started = time.perf_counter()
     ref = enc.resolve(cfg.encoder)
-    model = None
     revision = enc.revision(ref, cfg.max_seq_length)
     if revision is None:  # a Hub model not cached yet: loading downloads it, then the commit is known
-        model = _load(cfg)
+        model = model if model is not None else _load(cfg)
         revision = enc.revision(ref, cfg.max_seq_length) or params_digest(model)
     done = vectors.existing_hashes(root, ref, revision)
     parts = rationale_parts(root, cfg.teacher, cfg.task)
