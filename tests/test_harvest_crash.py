@@ -36,7 +36,11 @@ def test_kill_9_at_random_points_then_rerun_sends_only_missing_requests(store_ro
     stored_after_kills = []
     for _ in range(5):
         proc = start_harvest(store_root, "--flush-rows", "8", "--concurrency", "2")  # ~6 s for a full run
-        time.sleep(rng.uniform(0.9, 1.8))
+        before = stored_after_kills[-1] if stored_after_kills else 0
+        deadline = time.monotonic() + 30
+        while len(rationales.cached(store_root, "rep", "synth", "train").ok) == before and time.monotonic() < deadline:
+            time.sleep(0.05)  # wait for this run's first flush: process start-up time varies with load
+        time.sleep(rng.uniform(0.0, 0.4))
         proc.kill()  # SIGKILL: no cleanup, no final flush
         proc.wait()
         stored_after_kills.append(len(rationales.cached(store_root, "rep", "synth", "train").ok))

@@ -17,6 +17,12 @@ import time
 from collections.abc import Callable
 
 
+# Sends are spaced 0.5 % wider than the limit: the server sees arrival times with a few ms of
+# network and event-loop jitter, and this slack (0.3 s per minute) keeps even jittered arrivals
+# under the limit in every window, at the cost of 3 requests per minute at --rpm 600.
+PACING_MARGIN = 0.005
+
+
 class RateLimiter:
     """Paced requests/min plus tokens/min; both 0 means no limit (acquire returns at once)."""
 
@@ -51,7 +57,7 @@ class RateLimiter:
         wait = 0.0
         if self.rpm > 0:
             start = max(now, self._next)
-            self._next = start + 1.0 / self.rate
+            self._next = start + (1.0 + PACING_MARGIN) / self.rate
             wait = start - now
         if self.tpm > 0:
             per_s = self.tpm / 60.0

@@ -1,7 +1,7 @@
 """An OpenAI-compatible teacher that answers from recorded outputs, with fault injection.
 
 Serves `/v1/chat/completions`, `/v1/completions`, `/v1/models`, a minimal Batch API
-(`/v1/files`, `/v1/batches`, see `batch_api`) and `/stats` (GET counts, POST /stats/reset).
+(`/v1/files`, `/v1/batches`, see `batch_api`) and `/stats` (GET counts, POST /stats/reset, GET /stats/arrivals: arrival times).
 Faults are drawn per request from an RNG seeded with (seed, request body, how many times this
 body was seen), so a rerun of the same client run sees the same faults, and every request is
 counted under exactly one outcome: ok, unmatched, rate_limited, server_error, hang, malformed,
@@ -52,6 +52,7 @@ class Replay:
         self.index, self.faults = index, faults
         self.stats: Counter = Counter()
         self.seen: Counter = Counter()
+        self.arrivals: list[float] = []  # monotonic arrival time of each completion request
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
 
@@ -111,6 +112,7 @@ def make_app(replay: Replay):
 
     async def completions(request: web.Request) -> web.Response:
         chat = request.path.endswith("chat/completions")
+        replay.arrivals.append(time.monotonic())
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if faults.api_key is not None and given != faults.api_key:
             replay.stats["unauthorized"] += 1
@@ -156,7 +158,11 @@ def make_app(replay: Replay):
 
     async def reset(request: web.Request) -> web.Response:
         replay.stats.clear()
+        replay.arrivals.clear()
         return respond({})
+
+    async def arrivals(request: web.Request) -> web.Response:
+        return respond({"arrivals": replay.arrivals})
 
     app = web.Application(client_max_size=256 * 1024**2)
     app.router.add_post("/v1/chat/completions", completions)
@@ -164,6 +170,7 @@ def make_app(replay: Replay):
     app.router.add_get("/v1/models", models)
     app.router.add_get("/stats", stats)
     app.router.add_post("/stats/reset", reset)
+    app.router.add_get("/stats/arrivals", arrivals)
     batch_api.add_routes(app, replay)
     return app
 
