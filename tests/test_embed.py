@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from pst_core import schemas, store
 from pst_core.embed import DEFAULT_ENCODER, EmbedConfig, embed_rationales, encoder, read_vectors, text_hash
+from pst_core.embed import vectors
 from pst_core.embed.vectors import encoder_dir
 from pst_core.errors import ConfigError, DataError
 
@@ -128,6 +132,29 @@ def test_float16_storage_reads_back_as_float32(store_root, minilm):
     got = read_vectors(store_root, DEFAULT_ENCODER, GPT[:3])
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, minilm.encode(GPT[:3], normalize_embeddings=True), atol=2e-3)
+
+
+def test_mixed_float16_and_float32_parts_read_back_without_rounding_float32_ones(tmp_path):
+    root, ref = str(tmp_path / "data"), encoder.resolve("org/model")
+    rng = np.random.default_rng(0)
+    v16, v32 = rng.standard_normal((2, 8)).astype(np.float32), rng.standard_normal((2, 8)).astype(np.float32)
+    vectors.write(root, ref, vectors.to_table([text_hash("a"), text_hash("b")], v16, ref, "r1", "float16"))
+    vectors.write(root, ref, vectors.to_table([text_hash("c"), text_hash("d")], v32, ref, "r1", "float32"))
+    got = read_vectors(root, "org/model", ["d", "a", "c", "b"])
+    np.testing.assert_array_equal(got[[0, 2]], v32[[1, 0]])  # float32 parts exact
+    np.testing.assert_allclose(got[[1, 3]], v16, atol=1e-2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=20))
+def test_read_vectors_returns_each_texts_own_vector_in_order(texts):
+    distinct = list(dict.fromkeys(texts))
+    vecs = np.arange(len(distinct) * 3, dtype=np.float32).reshape(-1, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = encoder.resolve("org/model")
+        vectors.write(tmp, ref, vectors.to_table([text_hash(t) for t in distinct], vecs, ref, "r1", "float32"))
+        got = read_vectors(tmp, "org/model", texts)
+    np.testing.assert_array_equal(got, vecs[[distinct.index(t) for t in texts]])
 
 
 def test_changed_weights_get_a_new_revision_and_are_never_mixed(store_root, tmp_path):

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from pst_core import schemas, store
 from pst_core.embed import encoder as enc
@@ -43,9 +44,16 @@ def _scan(root: str, ref: enc.EncoderRef, columns: list[str], filter: pc.Express
     if filter is not None:
         expr = expr & filter
     try:
-        return pads.dataset(parts, filesystem=fs, format="parquet").to_table(columns=columns, filter=expr)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"cannot read embeddings in {encoder_dir(root, ref)}: {str(exc).splitlines()[0]}") from None
+        # Read vectors as float32 whatever each part stores, so float16 parts never round others.
+        schema = pq.read_schema(parts[-1], filesystem=fs)
+        dim = schema.field("embedding").type.list_size
+        schema = schema.set(schema.get_field_index("embedding"), pa.field("embedding", pa.list_(pa.float32(), dim)))
+        return pads.dataset(parts, schema=schema, filesystem=fs, format="parquet").to_table(columns=columns, filter=expr)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:  # e.g. a local model replaced by one of another width
+        raise DataError(
+            f"cannot read embeddings in {encoder_dir(root, ref)}: {str(exc).splitlines()[0]}; "
+            "move that folder away and run `pst embed` again"
+        ) from None
 
 
 def existing_hashes(root: str, ref: enc.EncoderRef, revision: str) -> set[str]:
