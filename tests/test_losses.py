@@ -17,6 +17,12 @@ from pst_core.train.losses import ANSWER, RATIONALE  # noqa: E402
 from pst_core.train.strategies import SEM, StepOutput, get_strategy  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with F.one_thread():
+        yield
+
+
 @pytest.fixture(scope="module")
 def tok():
     return F.tokenizer()

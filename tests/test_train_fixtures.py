@@ -5,6 +5,9 @@ Imported by the test_train_*/test_strategies/test_losses modules (no tests here)
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 
 from pst_core.train.strategies import Row
@@ -20,7 +23,7 @@ def rows(n: int = 16) -> list[Row]:
         name = NAMES[i % len(NAMES)]
         out.append(Row(example_id=f"toy-{i:05d}", question=f"{name} has {a} apples and gets {b} more . how many ?",
                        answer=str(a + b), answer_type="number",
-                       rationale=f"{name} starts with {a} and adds {b} so {a} plus {b} is {a + b}", request_key=f"k{i}"))
+                       rationale=f"{a} plus {b} is {a + b}", request_key=f"k{i}"))
     return out
 
 
@@ -37,7 +40,7 @@ def tokenizer():
 
     words = {"[PAD]", "[EOS]", "[UNK]", "[label]", "[rationale]", "Question", "Answer", "Choices", ":", "[", "]", "label", "rationale"}
     for r in rows(16):
-        words.update((r.question + " " + r.rationale).split())
+        words.update((r.question + " " + r.rationale + " starts with adds so").split())
     words.update(str(i) for i in range(20))
     vocab = {w: i for i, w in enumerate(sorted(words))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
@@ -65,3 +68,17 @@ def seq2seq(vocab: int, pad_id: int, eos_id: int, seed: int = 0):
     cfg = T5Config(vocab_size=vocab, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4,
                    pad_token_id=pad_id, eos_token_id=eos_id, decoder_start_token_id=pad_id, dropout_rate=0.0)
     return T5ForConditionalGeneration(cfg)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run tiny models on one CPU thread: with other processes on the machine, two threads of a
+    64-wide model spend their time waiting on each other (seen: 3 s vs 2 min for the same run)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
