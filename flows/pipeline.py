@@ -24,6 +24,7 @@ from tasks.prepare import prepare
 from tasks.train import train
 
 DEFAULT_TASKS = ["coin_flip", "last_letter_concatenation"]
+HARVEST_SPLITS = ["train", "validation"]
 
 
 def task_runner() -> Any:
@@ -53,10 +54,13 @@ def prepare_flow(tasks: list[str] | str | None = None, config: str | None = None
 
 @flow(name="harvest-flow", task_runner=task_runner())
 def harvest_flow(teachers: list[str] | str | None = None, tasks: list[str] | str | None = None, config: str | None = None, overrides: dict | None = None, root: str | None = None) -> list[dict]:
-    """Harvest rationales for teachers x tasks (all registered teachers by default)."""
+    """Harvest rationales for teachers x tasks x splits (all registered teachers; train and validation)."""
     cfg, root = load(config, overrides), root or settings.data_root()
-    pairs = itertools.product(_teachers(root, teachers), as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS)
-    futures = [harvest.submit(root, {**cfg["harvest"], "teacher": te, "task": ta}) for te, ta in pairs]
+    section = dict(cfg["harvest"])
+    # Validation rationales too: training selects its checkpoint on validation loss.
+    splits = as_list(section.pop("splits", None)) or ([section.pop("split")] if "split" in section else HARVEST_SPLITS)
+    combos = itertools.product(_teachers(root, teachers), as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS, splits)
+    futures = [harvest.submit(root, {**section, "teacher": te, "task": ta, "split": sp}) for te, ta, sp in combos]
     return [f.result() for f in futures]
 
 

@@ -86,7 +86,8 @@ def run(config: str | None = None, root: str | None = None) -> dict[str, Any]:
 
     path, root = config_path(config), root or settings.data_root()
     cfg = load(path)
-    recorded = settings.datasets_dir() is not None and cfg["prepare"].get("source", "local") == "local"
+    datasets = settings.datasets_dir()
+    recorded = datasets is not None and datasets.is_dir() and cfg["prepare"].get("source", "local") == "local"
     overrides = {"prepare": {} if recorded else {"source": "generated"}}
     student = cfg["train"].get("student")
     if not student or student == "tiny":  # build the CPU student once

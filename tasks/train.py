@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,12 @@ from prefect import task
 from pst_core import store
 from tasks.artifacts import artifact_key, publish_metrics
 from tasks.policy import RETRY_OPTIONS, digest, stat_fingerprint, store_cache
+
+
+# transformers builds models under a process-wide meta-device context, so two models loading in
+# threads of one process can corrupt each other; one process trains one model at a time (and on
+# one device that is also the fastest order). The Dask runner trains in parallel processes.
+MODEL_LOCK = threading.Lock()
 
 
 def run_id_of(config: dict[str, Any]) -> str:
@@ -33,12 +39,12 @@ def _reads(inputs: dict[str, Any]) -> list[Any]:
 @task(name="train", cache_policy=store_cache(_reads), persist_result=True, **RETRY_OPTIONS)
 def train(root: str, config: dict[str, Any]) -> dict[str, Any]:
     """Train with `config` (a TrainConfig dict naming strategy, teacher and task); a rerun resumes."""
-    from pst_core.train.api import train_run
+    from pst_core.train.config import resolve
+    from pst_core.train.run import train as run
 
     run_id = run_id_of(config)
-    run_dir = Path(train_run({"progress": False, **config}, root=root, run_id=run_id))
-    metrics_file = run_dir / "train_metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    with MODEL_LOCK:
+        run_dir, metrics = run(resolve({"progress": False, **config}), root, run_id=run_id)
     flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     publish_metrics(f"training {run_id}", [flat] if flat else [], key=artifact_key("train", run_id))
     return {"run_id": run_id, "run_dir": str(run_dir), "metrics": flat, "outputs": [str(run_dir / "checkpoint")]}

@@ -45,3 +45,21 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_LOCAL_STORAGE_PATH: storage}):
         with prefect_test_harness(server_startup_timeout=60):
             yield
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `prefect server start` (SQLite in tmp) shared by the server and UI tests; yields its API URL."""
+    from prefect_server import running_server
+
+    with running_server(tmp_path_factory.mktemp("prefect-server")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def served_pipeline(prefect_server: str, tmp_path_factory: pytest.TempPathFactory):
+    """`pst serve` on the real server, then `pst teacher add` of a new teacher (see served_pipeline.py)."""
+    from served_pipeline import ServedPipeline
+
+    with ServedPipeline(prefect_server, tmp_path_factory.mktemp("served")) as world:
+        yield world
