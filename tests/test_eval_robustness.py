@@ -74,3 +74,35 @@ def test_config_rejects_bad_rates_and_kinds() -> None:
         RobustnessConfig(task="t", teacher="x", rates=[1.5])
     with pytest.raises(ConfigError, match="kinds"):
         RobustnessConfig(task="t", teacher="x", kinds=["typos"])
+
+
+def test_robustness_command_trains_and_evaluates_real_tiny_runs(store_root: str, tmp_path: Path) -> None:
+    """Wiring check with the real training stage: tiny student, 2 steps per run, a 4-question test split."""
+    import sys
+
+    from typer.testing import CliRunner
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import test_train_loop as T  # the training tests' toy store: examples, rationales, embeddings, student
+
+    from pst_core import examples
+    from pst_core.cli import app
+
+    T._tiny_store(store_root, tmp_path / "student")
+    examples.write_split(store_root, "toy", "test", [examples.Example(f"toy-t{i}", "toy", "test", f"{i}+{i}?", str(2 * i), "number")
+                                                     for i in range(4)])
+    cfg = tmp_path / "rob.json"
+    cfg.write_text(json.dumps({"train": {"student": str(tmp_path / "student"), "max_steps": 2, "batch_size": 4, "progress": False,
+                                         "eval_every": 2},
+                               "eval": {"max_new_tokens": 4, "bootstrap_samples": 20, "device": "cpu"}}))
+    args = ["experiment", "robustness", "--task", "toy", "--teacher", "fake", "--strategies", "pst", "--kinds", "shuffle", "--rates", "0,0.5", "--config", str(cfg)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    runs = Path(store_root) / "runs"
+    noisy = runs / "robustness-toy-fake-pst-shuffle050-s0"
+    assert json.loads((noisy / "config.json").read_text())["perturb"] == "shuffle"
+    assert json.loads((noisy / "train_metrics.json").read_text())["train_rows"] == 10
+    assert json.loads((noisy / "metrics.json").read_text())["n"] == 4
+    results = json.loads((Path(store_root) / "experiments" / "robustness" / "results.json").read_text())
+    assert sorted((r["strategy"], r["rate"]) for r in results["rows"]) == [("pst", 0.0), ("pst", 0.5)]
+    assert (runs / "robustness-toy-fake-pst-clean-s0" / "metrics.json").is_file()

@@ -88,12 +88,13 @@ def robustness(
 
 def train_fn(root: str):
     """The training entry point the experiment calls: (options, run_id) -> run dir."""
-    from pst_core.train import api
+    from pst_core.train.config import resolve
+    from pst_core.train.run import train
 
-    def train(options: dict[str, Any], run_id: str) -> Path:
-        return Path(api.train_run(options, root=root, run_id=run_id))
+    def run(options: dict[str, Any], run_id: str) -> Path:
+        return Path(train(resolve(options), root, run_id=run_id)[0])
 
-    return train
+    return run
 
 
 def register(app: typer.Typer) -> None:
