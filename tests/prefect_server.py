@@ -70,6 +70,7 @@ def running_server(workdir: Path) -> Iterator[str]:
     port = free_port()
     env = server_env(workdir / "home")
     env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{workdir / 'prefect.db'}"
+    env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"  # the UI's scripts call this address
     log = workdir / "server.log"
     prefect = str(Path(sys.executable).with_name("prefect"))
     with open(log, "w") as out:

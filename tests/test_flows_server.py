@@ -30,6 +30,13 @@ def _checkpoints(root: str) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in Path(root, "runs").glob("*/checkpoint/*") if p.is_file()}
 
 
+def _questions(root: str) -> int:
+    from pst_core import examples
+
+    counts = examples.counts(root)
+    return min(NEW_LIMIT, counts[(TASK, "train")]) + min(NEW_LIMIT, counts[(TASK, "validation")])
+
+
 def test_deployments_are_registered_on_the_server(served_pipeline) -> None:
     assert {"manual", "new-teacher", "nightly"} <= set(served_pipeline.deployments)
 
@@ -39,8 +46,9 @@ def test_new_teacher_runs_the_pipeline_for_that_teacher_only(served_pipeline) ->
     assert run.state.is_completed(), run.state
     assert run.parameters["teachers"] == "rules-b"
     assert served_pipeline.a_requests_after == served_pipeline.a_requests, "the old teacher got requests"
-    # Zero-shot-CoT sends two requests per question (rationale, then answer extraction).
-    assert served_pipeline.b_requests == 2 * NEW_LIMIT
+    # Zero-shot-CoT sends two requests per question (rationale, then answer extraction), for the
+    # train split (limited) and the validation split.
+    assert served_pipeline.b_requests == 2 * _questions(served_pipeline.root)
     assert served_pipeline.embeddings_after - served_pipeline.embeddings_before == NEW_LIMIT - FIRST_LIMIT, \
         "only the new teacher's texts that rules-a did not already have may be embedded"
     runs = sorted(p.name for p in Path(served_pipeline.root, "runs").iterdir())
@@ -103,7 +111,8 @@ def test_flow_retry_reuses_completed_harvest_and_embedding(served_pipeline, tmp_
         teachers.add(root, teachers.TeacherConfig(name="rules-c", base_url=handle.url, model=local_teacher.MODEL, api_key_env="PST_LOCAL_TEACHER_KEY"))
         result = distill_pipeline.with_options(retries=1, retry_delay_seconds=0)(teachers=["rules-c"], config=str(config), root=root)
         sent = handle.stats().get("total", 0)
-    assert calls["harvest"] == 1 and calls["embed"] == 1, f"harvest/embed reran on the flow retry: {calls}"
+    # One harvest per split (train, validation) and one embed, all from the first attempt.
+    assert calls["harvest"] == 2 and calls["embed"] == 1, f"harvest/embed reran on the flow retry: {calls}"
     assert calls["train"] == len(STRATEGIES) + 1, calls
-    assert sent == 2 * NEW_LIMIT
+    assert sent == 2 * _questions(root)
     assert {r["strategy"] for r in result["runs"]} == set(STRATEGIES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,15 +28,15 @@ def _chromium(tmp_path: Path, url: str, *extra: str, budget_ms: int = 15000) -> 
     return out.stdout
 
 
-def _artifact_keys(api: str, flow_run_ids: list) -> list[str]:
+def _table_artifacts(api: str, flow_run_ids: list) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    async def read() -> list[str]:
+    async def read() -> list:
         async with get_client() as client:
             arts = await client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=flow_run_ids)))
-            return [a.key for a in arts if a.key and a.type == "table"]
+            return [a for a in arts if a.key and a.type == "table"]
 
     with temporary_settings({PREFECT_API_URL: api}):
         return asyncio.run(read())
@@ -62,11 +63,13 @@ def test_ui_shows_the_flow_run_and_a_parquet_preview(served_pipeline, tmp_path: 
     assert run.name in page, "the flow run page must render the run's name"
     assert "distill-pipeline" in page
 
-    keys = _artifact_keys(served_pipeline.api, [run.id, *_subflow_ids(served_pipeline.api, run)])
-    preview = next(k for k in keys if k.startswith("preview-rationales-teacher-rules-b"))
-    artifact_page = _chromium(tmp_path, f"{ui}/artifacts/key/{preview}", "--dump-dom")
-    assert preview in artifact_page
-    assert "request_key" in artifact_page and "rationale" in artifact_page, "the preview table (schema and rows) must render"
+    artifacts = _table_artifacts(served_pipeline.api, [run.id, *_subflow_ids(served_pipeline.api, run)])
+    preview = next(a for a in artifacts if a.key.startswith("preview-rationales-teacher-rules-b"))
+    first_row = json.loads(preview.data)[0] if isinstance(preview.data, str) else preview.data[0]
+    artifact_page = _chromium(tmp_path, f"{ui}/artifacts/artifact/{preview.id}", "--dump-dom")
+    assert preview.key in artifact_page
+    assert "request_key" in artifact_page and first_row["example_id"] in artifact_page, "the preview table must render its rows"
+    assert "rows in" in artifact_page, "the description (path, row count, schema) must render"
 
     shot = tmp_path / "flow-run.png"
     _chromium(tmp_path, f"{ui}/runs/flow-run/{run.id}", f"--screenshot={shot}")
