@@ -21,10 +21,10 @@ def eval_(
     run: str = typer.Option(..., "--run", help="Run id under <store>/runs/ (or a run folder path)."),
     split: str = typer.Option("test", help="Split to evaluate: test, validation or train."),
     with_rationale: bool = typer.Option(False, "--with-rationale", help="Answer-first strategies also write their rationale (untimed pass)."),
-    batch_size: int = typer.Option(None, help="Prompts per generation batch [default: 32]."),
-    max_new_tokens: int = typer.Option(None, help="Generation budget per example [default: 256]."),
+    batch_size: int = typer.Option(None, help="Prompts per generation batch (default: 32)."),
+    max_new_tokens: int = typer.Option(None, help="Generation budget per example (default: 256)."),
     max_examples: int = typer.Option(None, help="Evaluate only the first N examples (smoke runs)."),
-    device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1 ... [default: auto]."),
+    device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1 ... (default: auto)."),
     config: str = typer.Option(None, "--config", help="YAML/JSON file of EvalConfig options (flags override it)."),
 ) -> None:
     """Generate with the run's strategy rule and write predictions.parquet + metrics.json into the run."""
@@ -46,7 +46,7 @@ def eval_(
 def report(
     runs: list[str] = typer.Option(None, "--runs", help="Run ids to include (repeat or comma-separate); default: every evaluated run."),
     split: str = typer.Option("test", help="Which split's metrics to report."),
-    out: str = typer.Option(None, help="Output folder [default: <store>/reports]."),
+    out: str = typer.Option(None, help="Output folder (default: <store>/reports)."),
 ) -> None:
     """Gather evaluated runs into a Markdown table and a PNG chart (accuracy with CI, latency)."""
     from pst_core.evaluate.report import build_report
@@ -60,14 +60,14 @@ def report(
 def robustness(
     task: str = typer.Option(None, help="Task to train and evaluate on."),
     teacher: str = typer.Option(None, help="Teacher whose training rationales are perturbed."),
-    strategies: list[str] = typer.Option(None, help="Strategies (repeat or comma-separate) [default: pre_thinking,pst]."),
-    kinds: list[str] = typer.Option(None, help="Perturbations: shuffle, numbers [default: both]."),
-    rates: list[str] = typer.Option(None, help="Fractions p, e.g. 0,0.25,0.5,0.75 [default]."),
-    seeds: list[str] = typer.Option(None, help="Training seeds [default: 0]."),
-    name: str = typer.Option(None, help="Experiment folder under <store>/experiments/ [default: robustness]."),
+    strategies: list[str] = typer.Option(None, help="Strategies, repeated or comma-separated (default: pre_thinking,pst)."),
+    kinds: list[str] = typer.Option(None, help="Perturbations: shuffle, numbers (default: both)."),
+    rates: list[str] = typer.Option(None, help="Fractions p (default: 0,0.25,0.5,0.75)."),
+    seeds: list[str] = typer.Option(None, help="Training seeds (default: 0)."),
+    name: str = typer.Option(None, help="Experiment folder under <store>/experiments/ (default: robustness)."),
     config: str = typer.Option(None, "--config", help="YAML/JSON with RobustnessConfig options, an optional `train:` mapping and `eval:` mapping."),
-    max_new_tokens: int = typer.Option(None, help="Evaluation generation budget [default: 256]."),
-    device: str = typer.Option(None, help="Evaluation device [default: auto]."),
+    max_new_tokens: int = typer.Option(None, help="Evaluation generation budget (default: 256)."),
+    device: str = typer.Option(None, help="Evaluation device (default: auto)."),
 ) -> None:
     """Train each strategy on rationales perturbed at each rate p, evaluate, and plot accuracy against p."""
     from pst_core.config import from_dict, load_file
