@@ -1,11 +1,11 @@
 """Benchmark of `pst embed`: end-to-end throughput against raw `model.encode`, and peak memory.
 
 1. Throughput: the same synthetic rationale texts and batch size, measured side by side in one
-   run and alternating rounds (best of each kept): raw `model.encode(texts)` on a list in memory
+   run, in rounds that alternate which goes first: raw `model.encode(texts)` on a list in memory
    vs `embed_rationales` (read the rationale store, hash, dedupe, encode, write parts). Both
    use the same loaded model (fp16 on CUDA), so the ratio is pst's overhead alone.
 2. Memory: a child process embeds `--memory-texts` short synthetic texts from a store on the
-   CPU; its peak RSS (getrusage ru_maxrss) is reported, beside a 10x smaller corpus to show
+   CPU; its peak RSS (VmHWM, or getrusage off Linux) is reported, beside a 10x smaller corpus to show
    that memory does not grow with the corpus. To keep this affordable on a small CPU the child
    uses a random-init MiniLM-shaped encoder (MiniLM's tokenizer and vocabulary, one 32-wide
    layer, a Dense projection to MiniLM's 384-d output) unless `--memory-encoder real`; pst's
@@ -33,6 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from pst_core import schemas, store  # noqa: E402
@@ -81,21 +82,37 @@ def throughput(args: argparse.Namespace) -> dict:
 
         set_cpu_threads(cfg.threads)  # what `pst embed` does; the raw baseline gets the same threads
     model.encode(texts[: 4 * args.batch_size], batch_size=args.batch_size)  # warm-up (kernels, allocator)
-    raw, pst = [], []
-    for _ in range(args.rounds):
+
+    def raw_seconds() -> float:
         t = time.perf_counter()
         model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        raw.append(len(texts) / (time.perf_counter() - t))
+        return time.perf_counter() - t
+
+    def pst_seconds() -> float:
         shutil.rmtree(f"{root}/embeddings", ignore_errors=True)
         summary = embed_rationales(cfg, root, progress=False, model=model)
         assert summary.embedded == len(texts), summary
-        pst.append(summary.texts_per_s)
+        return summary.seconds  # the whole call: revision, store scan, read, hash, encode, write
+
+    # Rounds alternate which side goes first (ABBA), so drifting load from other jobs on a shared
+    # machine falls on both sides alike; totals over all rounds give the ratio.
+    raw, pst = [], []
+    for i in range(args.rounds):
+        if i % 2 == 0:
+            raw.append(raw_seconds())
+            pst.append(pst_seconds())
+        else:
+            pst.append(pst_seconds())
+            raw.append(raw_seconds())
     shutil.rmtree(work, ignore_errors=True)
+    n = len(texts)
     return {
-        "device": str(model.device), "threads": _threads(), "texts": len(texts), "batch_size": args.batch_size,
+        "device": str(model.device), "threads": _threads(), "texts": n, "batch_size": args.batch_size,
         "words": f"{args.min_words}-{args.max_words}", "model_load_s": round(load_s, 2),
-        "raw_texts_per_s": [round(x, 1) for x in raw], "pst_texts_per_s": [round(x, 1) for x in pst],
-        "ratio_best": round(max(pst) / max(raw), 3),
+        "raw_texts_per_s": [round(n / x, 1) for x in raw], "pst_texts_per_s": [round(n / x, 1) for x in pst],
+        "raw_total_texts_per_s": round(n * len(raw) / sum(raw), 1), "pst_total_texts_per_s": round(n * len(pst) / sum(pst), 1),
+        "ratio": round(sum(raw) / sum(pst), 3),
+        "ratio_per_round_median": round(float(np.median([r / p for r, p in zip(raw, pst)])), 3),
     }
 
 
@@ -133,13 +150,24 @@ def memory(args: argparse.Namespace, n: int, encoder: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: VmHWM on Linux (getrusage's ru_maxrss survives exec, so a
+    child would report its parent's peak), getrusage elsewhere."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        per_mb = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / per_mb
+
+
 def memory_child(args: argparse.Namespace) -> None:
     """(In the child) load the encoder, embed the store, print peak RSS before and after."""
     cfg = EmbedConfig(encoder=args.memory_encoder, batch_size=args.batch_size, device="cpu", chunk_size=args.chunk_size)
     model = load_encoder(cfg.encoder, "cpu")
-    loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    loaded_mb = peak_rss_mb()
     summary = embed_rationales(cfg, args.memory_child, progress=False, model=model)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({
         "texts": summary.embedded, "encoder": "real all-MiniLM-L6-v2" if summary.encoder == DEFAULT_ENCODER else "MiniLM-shaped random-init", "chunk_size": cfg.chunk_size, "peak_rss_after_model_load_mb": round(loaded_mb),
         "peak_rss_mb": round(peak_mb), "texts_per_s": round(summary.texts_per_s, 1), "seconds": round(summary.seconds, 1),
@@ -154,13 +182,13 @@ def _threads() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--texts", type=int, default=1000, help="texts in the throughput run (0 skips it)")
+    parser.add_argument("--texts", type=int, default=500, help="texts per throughput round (0 skips it)")
     parser.add_argument("--min-words", type=int, default=20)
     parser.add_argument("--max-words", type=int, default=90, help="GSM8K-like rationales are ~30-120 tokens")
     parser.add_argument("--batch-size", type=int, default=EmbedConfig.batch_size)
     parser.add_argument("--chunk-size", type=int, default=EmbedConfig.chunk_size)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating raw/pst rounds; best of each kept")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of raw and pst, alternating which goes first")
     parser.add_argument("--memory-texts", type=int, default=200_000, help="0 skips the memory part")
     parser.add_argument("--memory-encoder", default="tiny", help="tiny (random-init, MiniLM tokenizer, 384-d) or real")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
@@ -181,7 +209,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     tp = result.get("throughput")
     if tp:
-        print(f"\nratio pst/raw = {tp['ratio_best']:.3f} on {tp['device']} ({max(tp['pst_texts_per_s'])} vs {max(tp['raw_texts_per_s'])} texts/s)")
+        print(f"\nratio pst/raw = {tp['ratio']:.3f} on {tp['device']} ({tp['pst_total_texts_per_s']} vs {tp['raw_total_texts_per_s']} texts/s over {args.rounds} rounds)")
     if args.memory_texts:
         print(f"peak RSS embedding {result['memory'][-1]['texts']} texts on cpu: {result['memory'][-1]['peak_rss_mb']} MB")
 
