@@ -79,6 +79,16 @@ def teacher(root: str, tasks: list[str], recorded: bool):
         yield name
 
 
+def quiet_libraries() -> None:
+    """Keep the quickstart's output to Prefect's stage lines: no per-model loading bars."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def run(config: str | None = None, root: str | None = None) -> dict[str, Any]:
     """Prepare, start the teacher, run distill_pipeline for it; returns the pipeline's result."""
     from flows.config import load
@@ -86,6 +96,7 @@ def run(config: str | None = None, root: str | None = None) -> dict[str, Any]:
 
     path, root = config_path(config), root or settings.data_root()
     cfg = load(path)
+    quiet_libraries()
     datasets = settings.datasets_dir()
     recorded = datasets is not None and datasets.is_dir() and cfg["prepare"].get("source", "local") == "local"
     overrides = {"prepare": {} if recorded else {"source": "generated"}}
