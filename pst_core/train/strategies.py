@@ -168,7 +168,8 @@ class PreThinking(Strategy):
         return [Seq(question_prompt(row.question, row.choices), pieces)]
 
     def answer_text(self, generated: str) -> str:
-        return generated.rsplit(SEP, 1)[1] if SEP in generated else generated
+        # Strict, as Fine-tune-CoT: no SEP (the budget ran out mid-rationale) means no answer.
+        return generated.rsplit(SEP, 1)[1] if SEP in generated else ""
 
     def rationale_text(self, generated: str) -> str | None:
         return generated.split(SEP, 1)[0].strip() if SEP in generated else generated.strip()
