@@ -63,7 +63,7 @@ def embeddings_schema(dim: int, dtype: str = "float32") -> pa.Schema:
     return pa.schema(
         [
             pa.field("text_hash", pa.string(), nullable=False),  # sha256 hex of the exact UTF-8 text
-            pa.field("encoder", pa.string(), nullable=False),  # full id or path as resolved
+            pa.field("encoder_id", pa.string(), nullable=False),  # full id or path (the folder holds its slug)
             pa.field("encoder_revision", pa.string(), nullable=False),  # changes when the weights change
             pa.field("dim", pa.int32(), nullable=False),
             pa.field("embedding", pa.list_(EMBEDDING_DTYPES[dtype], dim), nullable=False),  # L2-normalised

@@ -103,7 +103,7 @@ def test_texts_shared_by_teachers_and_tasks_are_embedded_once(store_root, minilm
     assert (summary.texts_seen, summary.distinct, summary.embedded) == (5, 3, 3)
     rows = stored_rows(store_root)
     assert sorted(rows["text_hash"].to_pylist()) == sorted(text_hash(t) for t in ["same text", "only gpt", "only llama"])
-    assert set(rows["encoder"].to_pylist()) == {DEFAULT_ENCODER} and set(rows["dim"].to_pylist()) == {384}
+    assert set(rows["encoder_id"].to_pylist()) == {DEFAULT_ENCODER} and set(rows["dim"].to_pylist()) == {384}
 
 
 def test_task_filter_and_failed_rows_are_respected(store_root, minilm):
@@ -205,3 +205,15 @@ def test_cli_embed_prints_summary_json(store_root, minilm):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
     assert summary["embedded"] == 2 and summary["encoder"] == DEFAULT_ENCODER
+
+
+def test_embedding_store_reads_as_is_with_pandas_and_pyarrow(store_root, minilm):
+    import pandas as pd
+    import pyarrow.dataset as pads
+
+    write_rationales(store_root, "gpt", "gsm8k", ["one", "two"])
+    embed_rationales(EmbedConfig(device="cpu"), store_root, progress=False)
+    df = pd.read_parquet(f"{store_root}/embeddings")
+    assert len(df) == 2 and set(df["encoder_id"]) == {DEFAULT_ENCODER} and df["encoder"].nunique() == 1
+    table = pads.dataset(f"{store_root}/embeddings", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 2 and "encoder" in table.column_names

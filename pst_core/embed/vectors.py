@@ -40,7 +40,7 @@ def _scan(root: str, ref: enc.EncoderRef, columns: list[str], filter: pc.Express
     if not parts:
         return pa.table({c: pa.array([], type=pa.string()) for c in columns})
     fs, _ = store.filesystem(root)  # list_parts gives paths without the protocol, as fs expects
-    expr = pc.field("encoder") == ref.id
+    expr = pc.field("encoder_id") == ref.id
     if filter is not None:
         expr = expr & filter
     try:
