@@ -78,12 +78,26 @@ def load_all(root: str) -> dict[str, TeacherConfig]:
     fs, path = store.filesystem(_path(root))
     if not fs.exists(path):
         return {}
-    with fs.open(path, "r") as fh:
-        data = yaml.safe_load(fh) or {}
+    where = _path(root)
+    try:
+        with fs.open(path, "r") as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where} is not valid YAML{at} ({getattr(exc, 'problem', None) or 'syntax error'}); fix it or re-add the teachers with `pst teacher add`") from None
     entries = data.get("teachers", {}) if isinstance(data, dict) else None
     if not isinstance(entries, dict):
-        raise ConfigError(f"{_path(root)} must hold 'teachers: {{NAME: {{...}}}}'")
-    return {name: from_dict(TeacherConfig, {**values, "name": name}) for name, values in entries.items()}
+        raise ConfigError(f"{where} must hold 'teachers: {{NAME: {{option: value}}}}'")
+    out = {}
+    for name, values in entries.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: teacher {name!r} must be a mapping of option: value (got {type(values).__name__})")
+        try:
+            out[str(name)] = from_dict(TeacherConfig, {**values, "name": str(name)})
+        except ConfigError as exc:  # name the file and the entry, not just the dataclass
+            raise ConfigError(f"{where}: teacher {name!r}: {exc}") from None
+    return out
 
 
 def get(root: str, name: str) -> TeacherConfig:

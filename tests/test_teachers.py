@@ -61,3 +61,24 @@ def test_invalid_teacher_settings_are_rejected(store_root: str) -> None:
         make(concurrency=0)
     with pytest.raises(PstError, match="unknown teacher"):
         teachers.get(store_root, "nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("teachers: [a, b\n", "not valid YAML at line"),
+        ("teachers: {x: 5}\n", "teacher 'x' must be a mapping"),
+        ("teachers: {x: {base_url: 'http://h/v1', model: m, rpmm: 1}}\n", "teacher 'x': TeacherConfig: unknown option 'rpmm'"),
+        ("- just a list\n", "must hold 'teachers:"),
+    ],
+)
+def test_broken_teachers_file_is_one_error_naming_the_file(store_root: str, text: str, expected: str) -> None:
+    import os
+
+    os.makedirs(store_root, exist_ok=True)
+    with open(f"{store_root}/teachers.yaml", "w") as fh:
+        fh.write(text)
+    with pytest.raises(ConfigError) as err:
+        teachers.load_all(store_root)
+    message = str(err.value)
+    assert expected in message and "teachers.yaml" in message and "\n" not in message
