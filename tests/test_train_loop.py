@@ -133,3 +133,24 @@ def test_assembly_caps_rationales_per_question_and_keeps_wrong_ones_when_asked(s
     assert len(data.assemble(store_root, config.resolve({**base, "correct_only": False}), strat, "train").rows) == 12
     shuffled = data.assemble(store_root, config.resolve({**base, "perturb": "shuffle", "perturb_rate": 0.5}), strat, "train")
     assert shuffled.notes["perturbed"]["changed"] >= 1
+
+
+def test_examples_with_the_same_question_share_its_stored_rationales(store_root):
+    # The store keeps one row per request key and identical questions make the same request, so
+    # the row names only one of them; its twins must train on it too (re-scored when gold differs).
+    rows = F.rows(3)
+    exs = [examples.Example(r.example_id, "toy", "train", r.question, r.answer, "number") for r in rows]
+    exs.append(examples.Example("toy-00100", "toy", "train", rows[0].question + " ", rows[0].answer, "number"))
+    exs.append(examples.Example("toy-00101", "toy", "train", rows[0].question, "99", "number"))  # noisy twin
+    examples.write_split(store_root, "toy", "train", exs)
+    table = pa.Table.from_pylist([{"request_key": f"k{i}", "example_id": r.example_id, "sample_index": 0, "rationale": r.rationale,
+                                   "predicted_answer": r.answer, "is_correct": True} for i, r in enumerate(rows)])
+    store.write_part(store.partition_path(store_root, "rationales", teacher="fake", task="toy", split="train"), table, schemas.RATIONALES)
+    base = {"strategy": "pre_thinking", "task": "toy", "teacher": "fake"}
+    strat = get_strategy("pre_thinking")
+    got = data.assemble(store_root, config.resolve(base), strat, "train").rows
+    assert sorted(r.example_id for r in got) == ["toy-00000", "toy-00001", "toy-00002", "toy-00100"]
+    twin = next(r for r in got if r.example_id == "toy-00100")
+    assert (twin.rationale, twin.request_key) == (rows[0].rationale, "k0")
+    everything = data.assemble(store_root, config.resolve({**base, "correct_only": False}), strat, "train").rows
+    assert len(everything) == 5 and {r.example_id for r in everything} >= {"toy-00101"}

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pst_core import examples, schemas, store
+from pst_core import answers, examples, schemas, store
 from pst_core.errors import DataError
 from pst_core.train.config import TrainConfig
 from pst_core.train.losses import NONE, RATIONALE
@@ -42,28 +42,65 @@ class TrainData:
 
 
 def load_rationales(root: str, cfg: TrainConfig, split: str) -> pa.Table:
-    """Usable rationale rows of (teacher, task, split): no error, non-empty, correct by default, deduped."""
+    """Successful rationale rows of (teacher, task, split): no error, non-empty text, one per request key.
+
+    The correctness filter and the per-question cap are applied per example in `assemble`, because
+    one stored row can serve several examples (identical questions share a request key).
+    """
     table = store.read_dataset(root, "rationales", schemas.RATIONALES, schemas.RATIONALES_PARTITIONS,
                                filters={"teacher": cfg.teacher, "task": cfg.task, "split": split},
-                               columns=["request_key", "example_id", "sample_index", "rationale", "is_correct", "error"])
+                               columns=["request_key", "example_id", "sample_index", "rationale", "predicted_answer",
+                                        "is_correct", "error"])
     keep = pc.and_(pc.is_null(table["error"]), pc.greater(pc.utf8_length(pc.fill_null(table["rationale"], "")), 0))
-    if cfg.correct_only:
-        keep = pc.and_(keep, pc.fill_null(table["is_correct"], False))
     table = table.filter(keep)
     # Sorted so dedupe, the per-question cap and perturbation plans are reproducible.
     table = table.take(pc.sort_indices(table, [("example_id", "ascending"), ("sample_index", "ascending"), ("request_key", "ascending")]))
     seen: set[str] = set()
-    per_example: dict[str, int] = {}
     take = []
-    for i, (key, ex) in enumerate(zip(table["request_key"].to_pylist(), table["example_id"].to_pylist())):
-        if key in seen:
-            continue
-        seen.add(key)
-        if cfg.max_rationales_per_example and per_example.get(ex, 0) >= cfg.max_rationales_per_example:
-            continue
-        per_example[ex] = per_example.get(ex, 0) + 1
-        take.append(i)
+    for i, key in enumerate(table["request_key"].to_pylist()):
+        if key not in seen:
+            seen.add(key)
+            take.append(i)
     return table.take(pa.array(take, type=pa.int64()))
+
+
+def question_key(e: Any) -> tuple[str, tuple[str, ...]]:
+    """What makes two examples the same request to a teacher: question text and choices."""
+    return e.question.strip(), tuple(e.choices or ())
+
+
+def rationale_rows(table: pa.Table, exs: dict[str, Any], cfg: TrainConfig) -> list[tuple[Any, str, str]]:
+    """(example, rationale, request key) triples: each stored rationale serves every example of its split
+    with the same question, correct only by default, at most `max_rationales_per_example` per example.
+
+    The store keeps one row per request key and identical questions make identical requests, so the
+    row names only the first of them (Multiarith train: 366 rows for 378 examples); joining on
+    example_id alone would silently drop the others. A sibling with a different gold answer is
+    re-scored from the stored predicted answer.
+    """
+    same: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+    for e in exs.values():
+        same.setdefault(question_key(e), []).append(e)
+    found = []
+    for ex_id, sample, text, key, predicted, correct in zip(
+            *(table[c].to_pylist() for c in ("example_id", "sample_index", "rationale", "request_key", "predicted_answer", "is_correct"))):
+        source = exs.get(ex_id)
+        if source is None:
+            continue
+        for e in same[question_key(source)]:
+            ok = bool(correct) if (e.gold_answer, e.answer_type) == (source.gold_answer, source.answer_type) \
+                else answers.is_correct(predicted, e.gold_answer, e.answer_type)
+            if ok or not cfg.correct_only:
+                found.append((e.example_id, sample, key, e, text))
+    found.sort(key=lambda f: f[:3])
+    per_example: dict[str, int] = {}
+    out = []
+    for ex_id, _, key, e, text in found:
+        if cfg.max_rationales_per_example and per_example.get(ex_id, 0) >= cfg.max_rationales_per_example:
+            continue
+        per_example[ex_id] = per_example.get(ex_id, 0) + 1
+        out.append((e, text, key))
+    return out
 
 
 def assemble(root: str, cfg: TrainConfig, strategy: Strategy, split: str) -> TrainData:
@@ -78,9 +115,7 @@ def assemble(root: str, cfg: TrainConfig, strategy: Strategy, split: str) -> Tra
     if not strategy.uses_rationale:
         rows = [row(e) for e in exs.values()]
     else:
-        table = load_rationales(root, cfg, split)
-        rows = [row(exs[ex], r, k) for ex, r, k in zip(table["example_id"].to_pylist(), table["rationale"].to_pylist(),
-                                                     table["request_key"].to_pylist()) if ex in exs]
+        rows = [row(e, r, k) for e, r, k in rationale_rows(load_rationales(root, cfg, split), exs, cfg)]
     cap = cfg.max_train_examples if split == "train" else cfg.max_val_examples
     if cap and len(rows) > cap:
         rows = sorted(random.Random(f"{cfg.seed}:{split}").sample(rows, cap), key=lambda r: (r.example_id, r.request_key or ""))
