@@ -44,6 +44,8 @@ class TeacherConfig:
         check(bool(self.name), n, "name is required")
         store.check_name("teacher", self.name)
         check(self.base_url.startswith(("http://", "https://")), n, f"base_url must start with http:// or https:// (got {self.base_url!r})")
+        # Credentials in the URL would be written to teachers.yaml and sent in events and logs.
+        check("@" not in self.base_url.split("://", 1)[-1].split("/", 1)[0], n, "base_url must not hold credentials (user:password@host); put the key in the variable named by api_key_env")
         check(bool(self.model), n, "model is required")
         check(bool(self.api_key_env) and self.api_key_env.replace("_", "").isalnum(), n, f"api_key_env must be an environment variable name (got {self.api_key_env!r})")
         check(self.rpm >= 0 and self.tpm >= 0, n, "rpm and tpm must be >= 0 (0 = unlimited)")

@@ -9,7 +9,8 @@ from pst_core.errors import ConfigError, DataError, PstError
 
 
 def make(name: str = "gpt", **kw) -> teachers.TeacherConfig:
-    return teachers.TeacherConfig(name=name, base_url="http://localhost:1/v1", model="m", api_key_env="PST_TEST_KEY", **kw)
+    kw.setdefault("base_url", "http://localhost:1/v1")
+    return teachers.TeacherConfig(name=name, model="m", api_key_env="PST_TEST_KEY", **kw)
 
 
 def test_teacher_add_list_remove_round_trip(store_root: str) -> None:
@@ -57,6 +58,9 @@ def test_invalid_teacher_settings_are_rejected(store_root: str) -> None:
         make("bad/name")
     with pytest.raises(ConfigError, match="base_url"):
         teachers.TeacherConfig(name="x", base_url="localhost", model="m")
+    with pytest.raises(ConfigError, match="credentials"):  # would end up in teachers.yaml and events
+        teachers.TeacherConfig(name="x", base_url="https://user:sk-secret@api.example.com/v1", model="m")
+    assert make(base_url="http://localhost:1/v1/path@odd").base_url.endswith("@odd")  # only the host part is checked
     with pytest.raises(ConfigError, match="concurrency"):
         make(concurrency=0)
     with pytest.raises(PstError, match="unknown teacher"):
