@@ -2,7 +2,8 @@
 
 Retries: exponential backoff with jitter, and only for failures a retry can fix (connection
 drops, timeouts, HTTP 408/429/5xx). A `PstError` (bad config, missing data, a teacher that
-answers 401) fails at once: retrying it would only delay the one clear error line.
+answers 401) fails at once: retrying it would only delay the one clear error line; the exception
+is a `PstError` marked `transient` (a teacher that is down), which a later attempt may get past.
 
 Caching: Prefect's default key includes the flow-run id, so nothing would be reused across runs.
 Each task instead keys on its inputs, its own source and a *fingerprint of the store partitions it
@@ -43,7 +44,7 @@ TRANSIENT_NAMES = frozenset(
 def is_transient_error(exc: BaseException) -> bool:
     """True when retrying could plausibly succeed (network, timeout, rate limit, 5xx)."""
     if isinstance(exc, PstError):
-        return False
+        return bool(getattr(exc, "transient", False))
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
     status = getattr(exc, "status_code", None) or getattr(exc, "status", None)

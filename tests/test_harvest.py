@@ -137,3 +137,19 @@ def test_a_run_made_with_a_key_leaves_it_nowhere(store_root: str, tmp_path: Path
     assert len(haystack) > 3  # parquet parts, teachers.yaml, summary
     for blob in haystack + [caplog.text.encode(), str(err.value).encode()]:
         assert b"LEAKCHECK" not in blob
+
+
+def test_unreachable_teacher_ends_with_one_clear_transient_error(store_root: str, key: str) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: every connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    synthetic.write(store_root, "synth", 40)
+    register(store_root, f"http://127.0.0.1:{port}/v1", max_attempts=2, concurrency=4)
+    with pytest.raises(TeacherError) as err:
+        harvest(HarvestConfig(teacher="rep", task="synth"), store_root)
+    message = str(err.value)
+    assert "unreachable" in message and f"127.0.0.1:{port}" in message and "\n" not in message
+    assert getattr(err.value, "transient", False)  # the Prefect task may retry a server that is down
+    assert not rationales.partitions(store_root) or rationales.read(store_root).num_rows == 0  # nothing sent, nothing stored

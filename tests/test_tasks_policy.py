@@ -10,6 +10,7 @@ import pytest
 
 from pst_core import store
 from pst_core.errors import ConfigError, TeacherError
+from pst_core.harvest.harvester import TeacherUnreachable
 from tasks import policy
 
 CALLS: list[str] = []
@@ -37,6 +38,7 @@ def test_only_transient_errors_are_retryable() -> None:
     assert not policy.is_transient_error(_Status(401))
     assert not policy.is_transient_error(ConfigError("bad option"))
     assert not policy.is_transient_error(TeacherError("401 unauthorized"))
+    assert policy.is_transient_error(TeacherUnreachable("teacher 'x' is unreachable"))  # a server that is down may come back
     assert not policy.is_transient_error(FileNotFoundError("missing"))
     assert not policy.is_transient_error(ValueError("bug"))
 

@@ -19,7 +19,7 @@ from pst_core.errors import TeacherError
 from pst_core.harvest import client as http
 from pst_core.harvest import rationales
 from pst_core.harvest.config import HarvestConfig
-from pst_core.harvest.harvester import Progress, count_cached, effective, log, plan
+from pst_core.harvest.harvester import Progress, TeacherUnreachable, count_cached, effective, log, plan
 from pst_core.harvest.jobs import Job, JobFactory
 from pst_core.harvest.summary import HarvestSummary
 from pst_core.teachers import TeacherConfig
@@ -126,7 +126,9 @@ class BatchRunner:
     def _error(self, exc: Exception) -> TeacherError:
         status = getattr(exc, "status_code", None)
         detail = str(exc).replace(self.key, "***").splitlines()[0][:160]
-        return TeacherError(f"batch API of teacher {self.teacher.name!r} failed ({'HTTP ' + str(status) if status else type(exc).__name__}: {detail}); check the base URL, model and key")
+        # No HTTP status: the SDK gave up on connection errors or timeouts (a transient outage).
+        cls = TeacherError if status else TeacherUnreachable
+        return cls(f"batch API of teacher {self.teacher.name!r} failed ({'HTTP ' + str(status) if status else type(exc).__name__}: {detail}); check the base URL, model and key")
 
 
 def run(cfg: HarvestConfig, teacher: TeacherConfig, root: str, progress: Progress | None = None, datasets_dir: str | None = None) -> HarvestSummary:

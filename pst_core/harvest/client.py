@@ -158,7 +158,9 @@ class AiohttpTransport:
         except TimeoutError:
             raise Retryable("timeout") from None
         except aiohttp.ClientError as exc:
-            raise Retryable("connection", detail=type(exc).__name__) from None
+            # The OS reason ("Connection refused") when there is one; never the URL or headers.
+            reason = getattr(getattr(exc, "os_error", None), "strerror", None)
+            raise Retryable("connection", detail=reason or type(exc).__name__) from None
         return parse_body(data, self.endpoint)
 
 

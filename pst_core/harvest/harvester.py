@@ -3,7 +3,10 @@
 A fixed pool of `concurrency` workers pulls jobs from a queue. A retryable failure does not hold
 its worker: the job is put back on the queue after its backoff (or the server's Retry-After) by
 the event loop's timer, and the worker takes the next job at once. A fatal answer (bad key,
-unknown model) stops the pool, flushes what is done, and raises one clear `TeacherError`.
+unknown model) stops the pool, flushes what is done, and raises one clear `TeacherError`; so does
+an endpoint that never answered at all (a request used up its attempts on connection errors or
+timeouts before any response arrived), as `TeacherUnreachable`, instead of spending every
+question's attempts on a wrong URL or a server that is down.
 """
 
 from __future__ import annotations
@@ -26,8 +29,17 @@ from pst_core.harvest.summary import HarvestSummary
 from pst_core.teachers import TeacherConfig
 
 log = logging.getLogger("pst.harvest")
+NO_RESPONSE = ("connection", "timeout")  # retryable reasons where the endpoint never answered
 Progress = Callable[[int, int, HarvestSummary], None]
 PROGRESS_EVERY_S = 0.25
+
+
+
+class TeacherUnreachable(TeacherError):
+    """No response at all from the teacher's base URL; transient, so orchestrators may retry later."""
+
+    transient = True
+
 
 _HINTS = {
     401: "check the key in the teacher's api_key_env variable",
@@ -88,7 +100,8 @@ class Runner:
         self.limiter = RateLimiter(limits["rpm"], limits["tpm"])
         self.progress, self.total = progress, total
         self.rng = random.Random(seed)
-        self.fatal: client.Fatal | None = None
+        self.fatal: client.Fatal | client.Retryable | None = None
+        self.responded = False  # any HTTP answer at all (even a 429) proves the endpoint is reachable
         self._last_progress = 0.0
 
     async def run(self, todo: list[Job]) -> None:
@@ -143,6 +156,13 @@ class Runner:
                 self._last_progress = now
                 self.progress(s.succeeded + s.failed + s.cache_hits, self.total, s)
 
+    def _abort(self, exc: client.Fatal | client.Retryable) -> None:
+        """Stop the pool after the first failure that retries cannot fix (results so far are flushed)."""
+        if self.fatal is None:
+            self.fatal = exc
+            self.pending = 0
+            self._stop()
+
     def _stop(self) -> None:
         for _ in range(self.concurrency):
             self.queue.put_nowait(None)
@@ -161,9 +181,13 @@ class Runner:
             comp = await self.transport.send(body)
         except client.Retryable as exc:
             job.latency_s += time.perf_counter() - t0
+            self.responded = self.responded or exc.reason not in NO_RESPONSE
             if exc.reason == "rate_limited":
                 self.limiter.on_rate_limited()
             if job.stage_attempts >= self.max_attempts:
+                if not self.responded:
+                    self._abort(exc)
+                    return None
                 self._finish(job, None, exc.reason)
                 return None
             self.summary.retries[exc.reason] += 1
@@ -172,15 +196,14 @@ class Runner:
             return None
         except client.BadContent as exc:
             job.latency_s += time.perf_counter() - t0
+            self.responded = True
             self._finish(job, None, exc.reason)
             return None
         except client.Fatal as exc:
-            if self.fatal is None:
-                self.fatal = exc
-                self.pending = 0
-                self._stop()
+            self._abort(exc)
             return None
         job.latency_s += time.perf_counter() - t0
+        self.responded = True
         self.limiter.on_success()
         job.prompt_tokens += comp.prompt_tokens or 0
         job.completion_tokens += comp.completion_tokens or 0
@@ -195,7 +218,13 @@ class Runner:
         return None
 
 
-def _fatal_error(teacher: TeacherConfig, exc: client.Fatal, key: str) -> TeacherError:
+def _fatal_error(teacher: TeacherConfig, exc: client.Fatal | client.Retryable, key: str, attempts: int) -> TeacherError:
+    if isinstance(exc, client.Retryable):
+        what = f"connection failed: {exc.detail}" if exc.reason == "connection" else "timed out"
+        return TeacherUnreachable(
+            f"teacher {teacher.name!r} is unreachable at {teacher.base_url} ({what}; no response in {attempts} attempts); "
+            "check its --base-url and that the server is up. Results stored so far are kept."
+        )
     detail = exc.detail.replace(key, "***") if key else exc.detail
     hint = _HINTS.get(exc.status, "the endpoint rejected the request; check the model name and the harvest settings")
     return TeacherError(f"teacher {teacher.name!r} answered HTTP {exc.status} ({detail[:160]}); {hint}. Results stored so far are kept.")
@@ -215,7 +244,7 @@ async def run_online(cfg: HarvestConfig, teacher: TeacherConfig, root: str, prog
             runner = Runner(factory, tr, limits, writer, summary, progress, cfg.seed, len(jobs))
             await runner.run(todo)
         if runner.fatal is not None:
-            raise _fatal_error(teacher, runner.fatal, key)
+            raise _fatal_error(teacher, runner.fatal, key, limits["max_attempts"])
         # Several jobs may share a key (duplicate questions); they were sent once.
         summary.cache_hits = len(jobs) - summary.succeeded - summary.failed
     elif progress is not None:
