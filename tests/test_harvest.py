@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pst_core import teachers
-from pst_core.errors import ConfigError, TeacherError
+from pst_core.errors import ConfigError, PstError, TeacherError
 from pst_core.harvest import HarvestConfig, harvest, rationales
 from pst_core.harvest import client as http
 from pst_core.replay import Faults, Index, running, synthetic
@@ -153,3 +153,14 @@ def test_unreachable_teacher_ends_with_one_clear_transient_error(store_root: str
     assert "unreachable" in message and f"127.0.0.1:{port}" in message and "\n" not in message
     assert getattr(err.value, "transient", False)  # the Prefect task may retry a server that is down
     assert not rationales.partitions(store_root) or rationales.read(store_root).num_rows == 0  # nothing sent, nothing stored
+
+
+def test_misspelt_task_or_split_names_the_valid_ones(store_root: str, key: str) -> None:
+    synthetic.write(store_root, "synth", 3)
+    register(store_root, "http://127.0.0.1:1/v1")
+    with pytest.raises(ConfigError, match="unknown task 'multiarth'.*multiarith"):
+        harvest(HarvestConfig(teacher="rep", task="multiarth"), store_root)
+    with pytest.raises(ConfigError, match="unknown split 'tran'; valid: train, validation, test"):
+        harvest(HarvestConfig(teacher="rep", task="synth", split="tran"), store_root)
+    with pytest.raises(PstError, match="run `pst data prepare --task gsm8k` first"):  # a known task, not prepared yet
+        harvest(HarvestConfig(teacher="rep", task="gsm8k"), store_root)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from pst_core import examples as examples_mod
 from pst_core import prompts
-from pst_core.errors import DataError, TeacherError
+from pst_core.errors import ConfigError, DataError, PstError, TeacherError
 from pst_core.harvest import client, rationales
 from pst_core.harvest.config import HarvestConfig
 from pst_core.harvest.jobs import Job, JobFactory
@@ -32,6 +32,7 @@ log = logging.getLogger("pst.harvest")
 NO_RESPONSE = ("connection", "timeout")  # retryable reasons where the endpoint never answered
 Progress = Callable[[int, int, HarvestSummary], None]
 PROGRESS_EVERY_S = 0.25
+SPLITS = ("train", "validation", "test")
 
 
 
@@ -64,7 +65,7 @@ def plan(cfg: HarvestConfig, teacher: TeacherConfig, root: str, datasets_dir: st
     """(factory, all jobs, jobs still to send, cache) for a harvest; reads the cache keys only."""
     exs = examples_mod.load(root, cfg.task, cfg.split)
     if not exs:
-        raise DataError(f"no examples for task={cfg.task} split={cfg.split} in {root}; run `pst data prepare --task {cfg.task}` first")
+        raise _no_examples(cfg, root)
     if cfg.limit:
         exs = exs[: cfg.limit]
     kind = prompts.get(cfg.prompt, cfg.task, datasets_dir)
@@ -78,6 +79,17 @@ def plan(cfg: HarvestConfig, teacher: TeacherConfig, root: str, datasets_dir: st
             seen.add(job.key)
             todo.append(job)
     return factory, jobs, todo, cache
+
+
+def _no_examples(cfg: HarvestConfig, root: str) -> PstError:
+    """Why a split has no examples: a misspelt split or task name, or data not prepared yet."""
+    from pst_core.tasks import TASKS
+
+    if cfg.split not in SPLITS:
+        return ConfigError(f"unknown split {cfg.split!r}; valid: {', '.join(SPLITS)}")
+    if cfg.task not in TASKS and not examples_mod.read(root, cfg.task, columns=["example_id"]).num_rows:
+        TASKS.get(cfg.task)  # raises UnknownName with close matches and the valid tasks
+    return DataError(f"no examples for task={cfg.task} split={cfg.split} in {root}; run `pst data prepare --task {cfg.task}` first")
 
 
 def count_cached(summary: HarvestSummary, jobs: list[Job], todo: list[Job], cache: rationales.Cached) -> None:
