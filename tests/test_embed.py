@@ -217,3 +217,12 @@ def test_embedding_store_reads_as_is_with_pandas_and_pyarrow(store_root, minilm)
     assert len(df) == 2 and set(df["encoder_id"]) == {DEFAULT_ENCODER} and df["encoder"].nunique() == 1
     table = pads.dataset(f"{store_root}/embeddings", format="parquet", partitioning="hive").to_table()
     assert table.num_rows == 2 and "encoder" in table.column_names
+
+
+def test_damaged_rationale_part_is_one_error_naming_it(store_root):
+    write_rationales(store_root, "gpt", "svamp", ["2 + 2 = 4."])
+    directory = store.partition_path(store_root, "rationales", teacher="gpt", task="svamp", split="train")
+    with open(f"{directory}/part-zz-copied.parquet", "wb") as fh:
+        fh.write(b"not parquet")
+    with pytest.raises(DataError, match="part-zz-copied.parquet is not a readable rationale part"):
+        embed_rationales(EmbedConfig(), store_root, progress=False)

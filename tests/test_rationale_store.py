@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pst_core import schemas, store
+from pst_core.errors import DataError
 from pst_core.harvest import rationales
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -62,3 +65,17 @@ def test_dedupe_keeps_one_row_per_key_preferring_success_then_latest(entries) ->
         mine = [e for e in entries if e[0] == key]
         best = max(mine, key=lambda e: (e[2], e[1]))
         assert (r["error"] is None) == best[2] and r["created_at"] == T0 + timedelta(seconds=best[1])
+
+
+def test_damaged_part_is_one_error_naming_it_and_compaction_deletes_nothing(store_root: str) -> None:
+    write(store_root, [row("a", 1), row("b", 2), row("c", 3)])
+    directory = rationales.partition(store_root, "t", "task", "train")
+    bad = f"{directory}/part-zz-copied.parquet"
+    with open(bad, "wb") as fh:
+        fh.write(b"not parquet")
+    before = sorted(os.listdir(directory))
+    for call in (lambda: rationales.cached(store_root, "t", "task", "train"), lambda: rationales.compact(store_root)):
+        with pytest.raises(DataError) as err:
+            call()
+        assert "part-zz-copied.parquet" in str(err.value) and "\n" not in str(err.value)
+    assert sorted(os.listdir(directory)) == before  # nothing written or removed

@@ -24,6 +24,7 @@ from pst_core import store
 from pst_core.embed import encoder as enc
 from pst_core.embed import vectors
 from pst_core.embed.config import EmbedConfig, EmbedSummary
+from pst_core.harvest.rationales import readable
 
 RATIONALES = "rationales"
 
@@ -40,7 +41,7 @@ def iter_rationales(root: str, parts: list[str], rows_per_batch: int) -> Iterato
     """Yield (rows read, successful rationale texts) per record batch; error rows are dropped."""
     fs, _ = store.filesystem(root)
     for part in parts:
-        with fs.open(part, "rb") as fh:
+        with readable([part]), fs.open(part, "rb") as fh:
             for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows_per_batch, columns=["rationale", "error"]):
                 ok = pc.and_(pc.is_null(batch.column("error")), pc.is_valid(batch.column("rationale")))
                 yield batch.num_rows, batch.column("rationale").filter(ok).to_pylist()
@@ -51,7 +52,7 @@ def count_rows(root: str, parts: list[str]) -> int:
     fs, _ = store.filesystem(root)
     total = 0
     for part in parts:
-        with fs.open(part, "rb") as fh:
+        with readable([part]), fs.open(part, "rb") as fh:
             total += pq.ParquetFile(fh).metadata.num_rows
     return total
 

@@ -10,6 +10,8 @@ A key stored with a success is never requested again (see `cached`).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -18,6 +20,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pst_core import schemas, store
+from pst_core.errors import DataError
 
 DATASET = "rationales"
 
@@ -25,6 +28,38 @@ DATASET = "rationales"
 def partition(root: str, teacher: str, task: str, split: str) -> str:
     """The partition folder of one (teacher, task, split)."""
     return store.partition_path(root, DATASET, teacher=teacher, task=task, split=split)
+
+
+# What pyarrow raises for a file that is not Parquet, is truncated, or has incompatible columns.
+UNREADABLE = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError)
+
+
+def unreadable_part(files: list[str]) -> str | None:
+    """The first of `files` whose Parquet footer or schema cannot be read (None when all can)."""
+    for f in files:
+        fs, path = store.filesystem(f)
+        try:
+            with fs.open(path, "rb") as fh:
+                store.conform(pq.ParquetFile(fh).schema_arrow.empty_table(), schemas.RATIONALES)
+        except (*UNREADABLE, DataError):
+            return f
+    return None
+
+
+@contextmanager
+def readable(files: list[str]) -> Iterator[None]:
+    """Turn a pyarrow failure on a damaged part into one DataError that names the file.
+
+    pst writes parts atomically, so a damaged one was copied or edited by hand; it holds at most
+    one flush of results, which a rerun requests again once the file is moved away.
+    """
+    try:
+        yield
+    except UNREADABLE as exc:
+        bad = unreadable_part(files)
+        what = f"part file {bad} is not a readable rationale part" if bad else "the rationale store cannot be read"
+        detail = str(exc).splitlines()[0].split("': ")[-1][:120]  # pyarrow repeats the path first
+        raise DataError(f"{what} ({detail}); move it out of the store and rerun (its requests are sent again)") from None
 
 
 @dataclass
@@ -42,7 +77,8 @@ def cached(root: str, teacher: str, task: str, split: str) -> Cached:
         return Cached({}, set())
     fs, _ = store.filesystem(files[0])
     paths = [store.filesystem(f)[1] for f in files]
-    table = pads.dataset(paths, format="parquet", filesystem=fs, schema=schemas.RATIONALES).to_table(columns=["request_key", "error", "is_correct"])
+    with readable(files):
+        table = pads.dataset(paths, format="parquet", filesystem=fs, schema=schemas.RATIONALES).to_table(columns=["request_key", "error", "is_correct"])
     success = pc.is_null(table["error"])
     good = table.filter(success)
     ok = dict(zip(good["request_key"].to_pylist(), good["is_correct"].to_pylist()))
@@ -129,9 +165,10 @@ def compact_partition(directory: str) -> CompactResult | None:
         return None
     fs, _ = store.filesystem(files[0])
     tables = []
-    for f in files:
-        with fs.open(store.filesystem(f)[1], "rb") as fh:
-            tables.append(store.conform(pq.read_table(fh), schemas.RATIONALES))
+    with readable(files):  # a damaged part stops compaction before anything is deleted
+        for f in files:
+            with fs.open(store.filesystem(f)[1], "rb") as fh:
+                tables.append(store.conform(pq.read_table(fh), schemas.RATIONALES))
     merged = pa.concat_tables(tables)
     deduped = dedupe(merged)
     if len(files) == 1 and deduped.num_rows == merged.num_rows:
