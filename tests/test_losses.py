@@ -144,3 +144,62 @@ def test_semantic_losses_match_their_formulas():
     assert losses.sem_loss(eye, eye, "infonce", 0.05) < 1e-6
     assert losses.sem_loss(eye, eye.roll(1, 0), "infonce", 0.05) > 10
     assert math.isclose(float(losses.masked_mean(torch.ones(3), torch.zeros(3, dtype=torch.bool))), 0.0)
+
+
+def _uneven(tok, name: str, **knobs):
+    """Like `_setup`, but the rationales have 5, 7, 9 and 11 words, so token and sequence means differ."""
+    import dataclasses
+
+    cfg = config.resolve({"strategy": name, **knobs})
+    strategy = get_strategy(name, cfg)
+    model = F.causal(len(tok) + 2)
+    students.add_special_tokens(model, tok)
+    rows = [dataclasses.replace(r, rationale=r.rationale + " so" * (2 * i)) for i, r in enumerate(F.rows(4))]
+    tokens = data.tokenize(rows, strategy, tok, 128, False)
+    batch = data.collate(tokens, [0, 1, 2, 3], data.seq_index(tokens), tok.pad_token_id, False,
+                         getattr(cfg, "sem_pool", "token"), F.targets(4), tok.pad_token_id)
+    return strategy, model, batch
+
+
+def test_ntp_is_each_sequence_mean_then_the_mean_over_sequences(tok):
+    strategy, model, batch = _uneven(tok, "post_thinking", w_answer=1.0, w_rationale=1.0)
+    out = students.forward(model, None, batch, False)
+    ce, tgt, roles = _manual_ce(model, batch)
+    _, terms = strategy.loss(out, batch)
+    rat = (roles == RATIONALE) & (tgt != -100)
+    per_seq = torch.stack([ce[i][rat[i]].mean() for i in range(4)]).mean()
+    pooled = ce[rat].mean()
+    assert not torch.allclose(per_seq, pooled, atol=1e-4)  # the batch really is uneven
+    assert torch.allclose(terms["ntp_rationale"], per_seq, atol=1e-5)
+    token = get_strategy("post_thinking", config.resolve({"strategy": "post_thinking", "ntp_reduction": "token"}))
+    assert torch.allclose(token.loss(out, batch)[1]["ntp_rationale"], pooled, atol=1e-5)
+
+
+def test_infonce_does_not_use_a_duplicate_rationale_as_a_negative():
+    t = torch.nn.functional.normalize(torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]]), dim=-1)
+    # the two copies of the same rationale are positives of each other, not negatives: loss ~ 0
+    assert losses.sem_loss(t, t, "infonce", 0.05) < 1e-6
+
+
+def test_sequences_cut_before_sem_are_left_out_of_the_semantic_loss(tok):
+    pst, model, _, batch = _setup(tok, "pst", lambda_sem=1.0)
+    batch["sem_mask"][1] = 0  # as if truncation had removed row 1's SEM
+    head = students.make_head(students.hidden_size(model), 8)
+    out = students.forward(model, head, batch, False)
+    _, terms = pst.loss(out, batch)
+    keep = torch.tensor([0, 2, 3])
+    expected = (1 - torch.nn.functional.cosine_similarity(out.sem_pred[keep], batch["sem_target"][keep], dim=-1)).mean()
+    assert torch.allclose(terms["sem"], expected, atol=1e-6)
+    for kind in ("mse", "infonce"):
+        whole = losses.sem_loss(out.sem_pred[keep], batch["sem_target"][keep], kind, 0.05)
+        assert torch.allclose(losses.sem_loss(out.sem_pred, batch["sem_target"], kind, 0.05, batch["sem_mask"].any(-1)), whole, atol=1e-5)
+
+
+def test_seq2seq_forward_matches_the_models_own_loss(tok):
+    _, model, _, batch = _setup(tok, "post_thinking", seq2seq=True)
+    out = students.forward(model, None, batch, True)
+    ref = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=batch["decoder_input_ids"],
+                decoder_attention_mask=batch["decoder_attention_mask"], labels=batch["labels"]).loss
+    assert torch.allclose(out.ce.mean(), ref, atol=1e-5)
+    # the encoder sees the prompt only: no target token leaks into its input
+    assert not (batch["input_ids"] == tok.convert_tokens_to_ids(SEM)).any()

@@ -17,6 +17,7 @@ from pst_core.embed.config import DEFAULT_ENCODER
 DEFAULT_STUDENT = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
 SELECT_BY = ("loss", "exact_match")
+NTP_REDUCTIONS = ("sequence", "token")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class TrainConfig:
     max_length: int = option(512, "Token cap per sequence; longer rationales are truncated at the end.")
     perturb: str | None = option(None, "Robustness study: perturb training rationales ('shuffle' or 'numbers').")
     perturb_rate: float = option(0.0, "Fraction of training rationales perturbed (0 = off).")
+    ntp_reduction: str = option("sequence", "How NTP averages: 'sequence' (each example's mean over its target tokens, "
+                                "then the mean over examples, as NTP(t | c) is defined) or 'token' (one mean over the batch's tokens).")
     # optimisation
     batch_size: int = option(16, "Examples per micro-batch (per device).")
     grad_accum: int = option(1, "Micro-batches accumulated per optimizer step.")
@@ -66,6 +69,7 @@ class TrainConfig:
         check(self.epochs > 0 or self.max_steps > 0, name, "set epochs > 0 or max_steps > 0")
         check(self.max_length >= 8, name, "max_length must be >= 8")
         check(self.precision in PRECISIONS, name, f"precision must be one of {', '.join(PRECISIONS)}")
+        check(self.ntp_reduction in NTP_REDUCTIONS, name, f"ntp_reduction must be one of {', '.join(NTP_REDUCTIONS)}")
         check(self.select_by in SELECT_BY, name, f"select_by must be one of {', '.join(SELECT_BY)}")
         check(self.perturb in (None, "shuffle", "numbers"), name, "perturb must be null, 'shuffle' or 'numbers'")
         check(0.0 <= self.perturb_rate <= 1.0, name, "perturb_rate must be in [0, 1]")

@@ -122,9 +122,15 @@ class Strategy:
         return None
 
     # -- loss -----------------------------------------------------------------------------------
+    def ntp(self, out: StepOutput, batch: dict[str, torch.Tensor], *which: int) -> torch.Tensor:
+        """NTP of the target tokens with roles `which`, reduced as `cfg.ntp_reduction` says."""
+        if self.cfg.ntp_reduction == "token":
+            return losses.ntp(out.ce, out.roles, *which)
+        return losses.ntp(out.ce, out.roles, *which, rows=out.rows, n_rows=batch["view"].shape[0])
+
     def loss(self, out: StepOutput, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and its unweighted terms: here NTP over every target token."""
-        term = losses.ntp(out.ce, out.roles)
+        term = self.ntp(out, batch)
         return term, {"ntp": term}
 
 
@@ -193,8 +199,8 @@ class Prefix(Strategy):
         return LABEL_PREFIX + question_prompt(question, choices)
 
     def loss(self, out, batch):
-        label = losses.ntp(out.ce, out.roles, ANSWER)
-        rationale = losses.ntp(out.ce, out.roles, RATIONALE)
+        label = self.ntp(out, batch, ANSWER)
+        rationale = self.ntp(out, batch, RATIONALE)
         a = self.cfg.alpha
         return a * label + (1 - a) * rationale, {"ntp_label": label, "ntp_rationale": rationale}
 
@@ -226,8 +232,8 @@ class PostThinking(Strategy):
 
     def loss(self, out, batch):
         w_y, w_r = self.weights()
-        answer = losses.ntp(out.ce, out.roles, ANSWER)
-        rationale = losses.ntp(out.ce, out.roles, RATIONALE)
+        answer = self.ntp(out, batch, ANSWER)
+        rationale = self.ntp(out, batch, RATIONALE)
         return w_y * answer + w_r * rationale, {"ntp_answer": answer, "ntp_rationale": rationale}
 
 
@@ -250,5 +256,7 @@ class PST(PostThinking):
         total, terms = super().loss(out, batch)
         if not self.uses_semantic:
             return total, terms
-        sem = losses.sem_loss(out.sem_pred, batch["sem_target"], self.cfg.sem_loss, self.cfg.sem_temperature)
+        # A sequence cut before its SEM (or with no rationale position) has no state to pool.
+        valid = batch["sem_mask"].any(-1)
+        sem = losses.sem_loss(out.sem_pred, batch["sem_target"], self.cfg.sem_loss, self.cfg.sem_temperature, valid)
         return total + self.cfg.lambda_sem * sem, {**terms, "sem": sem}
