@@ -248,7 +248,8 @@ def collate(tok: Tokenized, row_ids: list[int], seq_index: dict[int, list[int]],
     """Pad the sequences of `row_ids` into tensors (right padding; lengths rounded to `pad_multiple`).
 
     Causal: input = prompt ⊕ target, labels -100 on the prompt. Seq2seq: encoder = prompt, decoder
-    input = start ⊕ target[:-1]. `sem_mask` marks the hidden state(s) the semantic head reads: the
+    input = start ⊕ target[:-1]. `pred_index` lists, row-major, the flat [B * T] position whose
+    hidden state predicts each target token. `sem_mask` marks the hidden state(s) the semantic head reads: the
     SEM input position (`token`) or the rationale input positions (`mean`).
     """
     import torch
@@ -268,7 +269,7 @@ def collate(tok: Tokenized, row_ids: list[int], seq_index: dict[int, list[int]],
             roles.append([NONE] * len(p) + ro)
         n_hidden = len(t) if is_encoder_decoder else len(p) + len(t)
         m = [0] * n_hidden
-        if sem_pool == "token" and tok.sem_index[s] >= 0:
+        if sem_pool == "token" and 0 <= tok.sem_index[s] and offset + tok.sem_index[s] < n_hidden:
             m[offset + tok.sem_index[s]] = 1
         elif sem_pool == "mean":
             for i, role in enumerate(ro):
@@ -287,6 +288,12 @@ def collate(tok: Tokenized, row_ids: list[int], seq_index: dict[int, list[int]],
         start = pad_id if decoder_start is None else decoder_start
         batch["decoder_input_ids"] = pad([[start] + t[:-1] for t in labels], pad_id)
         batch["decoder_attention_mask"] = pad([[1] * len(t) for t in labels], 0)
+    # Flat index [N] of the hidden state that predicts each target token, row-major: built here on
+    # the host so the forward gathers target positions without a data-dependent (syncing) mask.
+    labels_t = batch["labels"]
+    shift = 0 if is_encoder_decoder else 1  # causal: position t predicts token t + 1
+    where = (labels_t[:, shift:] != -100).nonzero()
+    batch["pred_index"] = where[:, 0] * labels_t.shape[1] + where[:, 1]
     if targets is not None:
         batch["sem_target"] = torch.from_numpy(np.stack([targets[tok.row[s]] for s in seqs]))
     batch["n_tokens"] = torch.tensor(sum(len(tok.prompt[s]) + len(tok.target[s]) for s in seqs))

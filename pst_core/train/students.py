@@ -182,35 +182,33 @@ def _fast_causal(model: Any) -> bool:
 
 
 def forward(model: Any, head: Any, batch: dict[str, torch.Tensor], is_encoder_decoder: bool, pool_mask: str = "sem_mask") -> StepOutput:
-    """Run the student on a collated batch and return per-target-token CE (+ head output)."""
-    import torch
+    """Run the student on a collated batch and return per-target-token CE (+ head output).
 
-    labels, roles = batch["labels"], batch["roles"]
+    Target positions come from the host-built `batch["pred_index"]` (see `data.collate`), so no
+    step waits on the GPU to learn how many targets there are.
+    """
+    labels, roles, pred = batch["labels"], batch["roles"], batch["pred_index"]
     need_hidden = head is not None
-    hidden = None
+    width = labels.shape[1]
     if is_encoder_decoder:
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                     decoder_input_ids=batch["decoder_input_ids"], decoder_attention_mask=batch["decoder_attention_mask"],
                     output_hidden_states=need_hidden, use_cache=False)
-        sel = labels != -100
-        ce = losses.token_ce(out.logits[sel], labels[sel])
+        logits = out.logits.flatten(0, 1).index_select(0, pred)
         hidden = out.decoder_hidden_states[-1] if need_hidden else None
+        target = pred  # decoder position i predicts labels[i]
     else:
-        # Position t predicts token t+1: shift targets left by one.
-        targets, roles = labels[:, 1:], roles[:, 1:]
-        sel = targets != -100
         if _fast_causal(model):
             hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
-            logits = model.get_output_embeddings()(hidden[:, :-1][sel])
+            logits = model.get_output_embeddings()(hidden.flatten(0, 1).index_select(0, pred))
         else:
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=need_hidden, use_cache=False)
-            logits = out.logits[:, :-1][sel]
+            logits = out.logits.flatten(0, 1).index_select(0, pred)
             hidden = out.hidden_states[-1] if need_hidden else None
-        ce = losses.token_ce(logits, targets[sel])
-        labels = targets
-    rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(sel)[sel]
+        target = pred + 1  # position t predicts token t + 1 (never past the row: the last position predicts nothing)
+    ce = losses.token_ce(logits, labels.flatten().index_select(0, target))
     sem_pred = head(losses.pool(hidden, batch[pool_mask])) if need_hidden else None
-    return StepOutput(ce=ce, roles=roles[sel], rows=rows, sem_pred=sem_pred)
+    return StepOutput(ce=ce, roles=roles.flatten().index_select(0, target), rows=pred.div(width, rounding_mode="floor"), sem_pred=sem_pred)
 
 
 def train_module(model: Any, head: Any, is_encoder_decoder: bool) -> Any:
