@@ -154,3 +154,19 @@ def test_examples_with_the_same_question_share_its_stored_rationales(store_root)
     assert (twin.rationale, twin.request_key) == (rows[0].rationale, "k0")
     everything = data.assemble(store_root, config.resolve({**base, "correct_only": False}), strat, "train").rows
     assert len(everything) == 5 and {r.example_id for r in everything} >= {"toy-00101"}
+
+
+def test_selection_by_exact_match_scores_validation_with_the_evaluation_engine(tmp_path, monkeypatch):
+    from pst_core.evaluate import generate as engine
+
+    calls = []
+    real = engine.generate
+    monkeypatch.setattr(engine, "generate", lambda *a, **k: calls.append(k["stop_strings"]) or real(*a, **k))
+    tok = F.tokenizer()
+    cfg = config.resolve({"strategy": "post_thinking", "task": "toy", "teacher": "t", "lr": 3e-3, "max_steps": 4, "batch_size": 4,
+                          "eval_every": 2, "select_by": "exact_match", "eval_max_new_tokens": 4, "progress": False})
+    rows = F.rows(8)
+    metrics = loop.fit(cfg, get_strategy("post_thinking", cfg), F.causal(len(tok) + 2), tok, False, data.TrainData(rows),
+                       data.TrainData(rows[:4]), str(tmp_path / "run"), val_questions=rows[:4])
+    assert len(calls) == 2 and calls[0][0] == "<|sem|>"  # one engine, the strategy's own stop rule
+    assert "val_exact_match" in metrics["best"] and metrics["best_step"] in (2, 4)

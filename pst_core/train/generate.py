@@ -1,7 +1,8 @@
-"""Greedy answers of a student for validation exact match (model selection during training).
+"""Validation exact match for model selection during training.
 
-The evaluation stage has its own generator; this one is the small, batch-greedy version the
-training loop needs to pick the best checkpoint by answer accuracy on validation questions.
+It decodes with the evaluation engine (`pst_core.evaluate.generate`) and the strategy's own
+inference rule, so the checkpoint picked on validation is scored exactly as `pst eval` will score
+it on test: same prompts, left padding, per-row stop at SEM/EOS and answer parsing.
 """
 
 from __future__ import annotations
@@ -9,49 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from pst_core import answers
-from pst_core.train.strategies import SEM, Row, Strategy
+from pst_core.train.strategies import Row, Strategy
 
 
-def stop_token_ids(strategy: Strategy, tokenizer: Any) -> list[int]:
-    """Token ids that end a generation: EOS, plus SEM for answer-first strategies."""
-    ids = [tokenizer.eos_token_id]
-    if strategy.answer_first:
-        ids.append(tokenizer.convert_tokens_to_ids(SEM))
-    return ids
+def exact_match(model: Any, tokenizer: Any, strategy: Strategy, rows: list[Row], max_new_tokens: int,
+                batch_size: int = 32) -> float:
+    """Fraction of `rows` whose answer, extracted by the strategy's inference rule, equals the gold answer."""
+    from pst_core.evaluate.generate import generate
 
-
-def greedy(model: Any, tokenizer: Any, strategy: Strategy, rows: list[Row], max_new_tokens: int,
-           batch_size: int = 32) -> list[str]:
-    """Decoded greedy continuations (special tokens kept, padding and EOS removed)."""
-    import torch
-
-    device = next(model.parameters()).device
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
-    texts = []
-    try:
-        for i in range(0, len(rows), batch_size):
-            chunk = rows[i:i + batch_size]
-            enc = tokenizer([strategy.inference_prompt(r.question, list(r.choices)) for r in chunk], return_tensors="pt", padding=True).to(device)
-            with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_token_ids(strategy, tokenizer),
-                                     pad_token_id=tokenizer.pad_token_id)
-            new = out if model.config.is_encoder_decoder else out[:, enc["input_ids"].shape[1]:]
-            for seq in new.tolist():
-                keep = [t for t in seq if t not in (tokenizer.pad_token_id, tokenizer.eos_token_id)]
-                texts.append(tokenizer.decode(keep, skip_special_tokens=False))
-    finally:
-        tokenizer.padding_side = side
-    return texts
-
-
-def exact_match(model: Any, tokenizer: Any, strategy: Strategy, rows: list[Row], max_new_tokens: int) -> float:
-    """Fraction of `rows` whose extracted answer equals the gold answer."""
     if not rows:
         return 0.0
-    texts = greedy(model, tokenizer, strategy, rows, max_new_tokens)
+    prompts = [strategy.inference_prompt(r.question, list(r.choices)) for r in rows]
+    gens = generate(model, tokenizer, prompts, stop_strings=strategy.stop_strings(), max_new_tokens=max_new_tokens,
+                    batch_size=batch_size)
     hits = 0
-    for row, text in zip(rows, texts):
-        pred = answers.extract(strategy.answer_text(text), row.answer_type, list(row.choices))
+    for row, g in zip(rows, gens):
+        pred = answers.extract(strategy.answer_text(g.text), row.answer_type, list(row.choices))
         hits += answers.is_correct(pred, row.answer, row.answer_type)
     return hits / len(rows)
