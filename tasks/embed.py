@@ -14,12 +14,17 @@ from tasks.policy import RETRY_OPTIONS, store_cache
 
 
 def _reads(inputs: dict[str, Any]) -> list[Any]:
-    # The rationales this embed covers: one teacher's (and task's) partition, else all of them.
-    root, cfg = inputs["root"], inputs.get("config") or {}
-    parts = {k: cfg[k] for k in ("teacher", "task") if cfg.get(k)}
+    # The successful rationales this embed covers: one teacher's (and task's) partition, else all.
+    # The encoder's revision too: new weights under the same name or path must embed again.
+    from pst_core.embed import EmbedConfig, encoder
+    from pst_core.harvest.rationales import success_digest
+
+    root, cfg = inputs["root"], from_dict(EmbedConfig, inputs.get("config"))
+    parts = {k: getattr(cfg, k) for k in ("teacher", "task") if getattr(cfg, k)}
     if "task" in parts and "teacher" not in parts:
         parts = {}
-    return [store.partition_path(root, "rationales", **parts)]
+    revision = encoder.revision(encoder.resolve(cfg.encoder), cfg.max_seq_length)
+    return [{"rationales": success_digest(store.partition_path(root, "rationales", **parts)), "encoder_revision": revision}]
 
 
 @task(name="embed", cache_policy=store_cache(_reads), persist_result=True, **RETRY_OPTIONS)

@@ -11,17 +11,20 @@ from pst_core.config import from_dict
 from tasks.artifacts import artifact_key, progress_reporter, publish_preview
 from tasks.policy import RETRY_OPTIONS, store_cache
 
-# Teacher fields that change what is stored; like the request key, never the URL, limits or key.
-TEACHER_STATE = ("model", "endpoint", "mode")
+# Teacher fields that change the requests; like the request key, never the URL, limits or key.
+TEACHER_STATE = ("model", "endpoint")
 
 
 def _reads(inputs: dict[str, Any]) -> list[Any]:
-    from pst_core import teachers
+    # The questions, the teacher's model and the prompt template's version (a template edit
+    # changes every request key, so it must rerun the harvest even with unchanged inputs).
+    from pst_core import prompts, teachers
 
     root, cfg = inputs["root"], inputs["config"]
     teacher = teachers.get(root, cfg["teacher"]).public()
     examples = store.partition_path(root, "examples", task=cfg["task"], split=cfg.get("split", "train"))
-    return [examples, {k: teacher.get(k) for k in TEACHER_STATE}]
+    prompt = prompts.get(cfg.get("prompt", "zs_cot"), cfg["task"]).version
+    return [examples, {**{k: teacher.get(k) for k in TEACHER_STATE}, "prompt_version": prompt}]
 
 
 @task(name="harvest", cache_policy=store_cache(_reads), persist_result=True, **RETRY_OPTIONS)
@@ -38,4 +41,5 @@ def harvest(root: str, config: dict[str, Any]) -> dict[str, Any]:
     outputs = [path] if store.list_parts(path) else []
     for p in outputs:
         publish_preview(p)
-    return {**summary.as_dict(), "outputs": outputs}
+    # Failed requests are sent again by the next run, so a record with failures is not reused.
+    return {**summary.as_dict(), "outputs": outputs, "complete": summary.failed == 0}

@@ -126,9 +126,10 @@ class StoreCache(CachePolicy):
     """Key = inputs + task source + fingerprints of the store partitions the task reads.
 
     `reads(inputs)` names the partition directories (fingerprinted) and any extra JSON-able state
-    (a teacher's stored config) that the output depends on. A record is valid only while the
-    outputs it lists (`result["outputs"]`) still exist: after `make clean-data` the stage reruns
-    instead of handing downstream tasks paths that are gone.
+    (a teacher's stored config) that the output depends on. A record is reused only while the
+    outputs it lists (`result["outputs"]`) still exist (after `make clean-data` the stage reruns
+    instead of handing downstream tasks paths that are gone) and while it does not say
+    `"complete": False` (a harvest whose failed requests the next run should send again).
     """
 
     reads: Callable[[dict[str, Any]], Iterable[Any]] | None = None
@@ -142,12 +143,14 @@ class StoreCache(CachePolicy):
         reads = self.reads(inputs) if self.reads else []
         state = [fingerprint(item) if isinstance(item, str) else item for item in reads]
         key = digest([base, state])
-        forget_if_outputs_missing(task_ctx.result_store, key)
+        forget_if_stale(task_ctx.result_store, key)
         return key
 
 
-def outputs_exist(value: Any) -> bool:
-    """True when every path in a cached result's `outputs` list still exists."""
+def reusable(value: Any) -> bool:
+    """True when a cached result is complete and every path in its `outputs` list still exists."""
+    if isinstance(value, dict) and value.get("complete") is False:
+        return False
     paths = value.get("outputs", []) if isinstance(value, dict) else []
     for path in paths:
         fs, local = store.filesystem(path)
@@ -156,14 +159,14 @@ def outputs_exist(value: Any) -> bool:
     return True
 
 
-def forget_if_outputs_missing(result_store: Any, key: str) -> bool:
-    """Drop the cache record `key` when the outputs it lists are gone; True if dropped.
+def forget_if_stale(result_store: Any, key: str) -> bool:
+    """Drop the cache record `key` when it is not `reusable` (incomplete, outputs gone); True if dropped.
 
     Prefect has no per-run "refresh" switch a policy can set, so a stale record is removed from
     the result storage itself (local filesystem storage; other storages keep their records).
     """
     try:
-        if not result_store.exists(key) or outputs_exist(result_store.read(key).result):
+        if not result_store.exists(key) or reusable(result_store.read(key).result):
             return False
     except Exception:  # noqa: BLE001 - an unreadable record is treated like a miss by Prefect too
         return False

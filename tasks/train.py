@@ -25,12 +25,15 @@ def run_id_of(config: dict[str, Any]) -> str:
 
 
 def _reads(inputs: dict[str, Any]) -> list[Any]:
-    # Rationales and examples of this teacher/task. Embeddings are a pure function of those texts
-    # and the encoder named in the config, so other teachers' new vectors do not retrain this run.
+    # Successful rationales and the examples of this teacher/task. Embeddings are a pure function
+    # of those texts and the encoder named in the config, so other teachers' new vectors do not
+    # retrain this run, and neither do error rows of retried requests.
+    from pst_core.harvest.rationales import success_digest
+
     root, cfg = inputs["root"], inputs["config"]
     student = cfg.get("student")
     return [
-        store.partition_path(root, "rationales", teacher=cfg["teacher"], task=cfg["task"]),
+        {"rationales": success_digest(store.partition_path(root, "rationales", teacher=cfg["teacher"], task=cfg["task"]))},
         store.partition_path(root, "examples", task=cfg["task"]),
         {"student": stat_fingerprint(student) if student and Path(student).is_dir() else student},
     ]

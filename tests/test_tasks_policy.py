@@ -112,3 +112,64 @@ def test_retries_transient_failures_only(prefect_harness: None) -> None:
     with pytest.raises(ConfigError):
         run("user")
     assert attempts["user"] == 1
+
+
+def test_a_record_marked_incomplete_is_not_reused(tmp_path: Path, prefect_harness: None) -> None:
+    from prefect import flow, task
+
+    source = str(tmp_path / "in")
+    _write(source, [1])
+    runs: list[int] = []
+
+    @task(cache_policy=policy.store_cache(lambda i: [i["source"]]), persist_result=True)
+    def partial_stage(source: str) -> dict:
+        runs.append(1)
+        return {"outputs": [source], "complete": len(runs) >= 2}  # failures left the first time
+
+    @flow
+    def pipeline(source: str) -> dict:
+        return partial_stage(source)
+
+    for _ in range(3):
+        pipeline(source)
+    assert len(runs) == 2, "an incomplete harvest must run again; a complete one is then reused"
+
+
+def test_harvest_cache_state_ignores_url_limits_and_key_but_follows_model_and_prompt(store_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pst_core import prompts, teachers
+    from tasks import harvest as harvest_task
+
+    monkeypatch.setenv("PST_TEST_KEY", "sk-never-in-a-cache-key")
+    add = lambda **kw: teachers.add(store_root, teachers.TeacherConfig(**{"name": "t", "base_url": "http://a:1/v1", "model": "m", "api_key_env": "PST_TEST_KEY", **kw}), replace=True)  # noqa: E731
+    inputs = {"root": store_root, "config": {"teacher": "t", "task": "coin_flip", "split": "train"}}
+    add()
+    first = harvest_task._reads(inputs)
+    assert "sk-never" not in repr(first) + repr(inputs)
+    add(base_url="https://elsewhere:2/v1", rpm=600, tpm=1e5, concurrency=8, max_attempts=2, timeout_s=5, mode="batch", api_key_env="OTHER_KEY")
+    assert harvest_task._reads(inputs) == first, "where and how fast the teacher is asked changes no stored row"
+    add(model="m2")
+    assert harvest_task._reads(inputs) != first
+    add()
+    monkeypatch.setattr(prompts.ZeroShotCoT, "template_text", lambda self: "an edited template")
+    assert harvest_task._reads(inputs) != first, "a new prompt version means new request keys"
+
+
+def test_success_digest_ignores_error_rows_of_retried_requests(store_root: str) -> None:
+    from datetime import datetime, timezone
+
+    from pst_core.harvest import rationales
+
+    def write(key: str, error: str | None) -> None:
+        w = rationales.Writer(store_root, "t", "task", "train")
+        w.add({"request_key": key, "example_id": key, "sample_index": 0, "rationale": None if error else "r", "error": error, "is_correct": None if error else True, "created_at": datetime.now(timezone.utc)})
+        w.flush()
+
+    directory = store.partition_path(store_root, "rationales", teacher="t")
+    assert rationales.success_digest(directory) == "empty"
+    write("a", None)
+    write("b", "rate_limited")
+    first = rationales.success_digest(directory)
+    write("b", "rate_limited")  # the retry failed again: training has nothing new to learn from
+    assert rationales.success_digest(directory) == first
+    write("b", None)
+    assert rationales.success_digest(directory) != first

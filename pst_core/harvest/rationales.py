@@ -9,6 +9,7 @@ A key stored with a success is never requested again (see `cached`).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,6 +85,27 @@ def cached(root: str, teacher: str, task: str, split: str) -> Cached:
     ok = dict(zip(good["request_key"].to_pylist(), good["is_correct"].to_pylist()))
     failed = set(table.filter(pc.invert(success))["request_key"].to_pylist()) - ok.keys()
     return Cached(ok, failed)
+
+
+def success_digest(directory: str) -> str:
+    """sha256 of the successful (request_key, is_correct) pairs under a rationale folder ("empty" if none).
+
+    What stages that read successes depend on: a new rationale changes it, while an error row
+    appended when a failed request is retried (and fails again) does not, so nothing retrains.
+    """
+    files = store.list_parts(directory)
+    if not files:
+        return "empty"
+    fs, _ = store.filesystem(files[0])
+    with readable(files):
+        table = pads.dataset([store.filesystem(f)[1] for f in files], format="parquet", filesystem=fs, schema=schemas.RATIONALES).to_table(
+            columns=["request_key", "is_correct"], filter=pc.field("error").is_null()
+        )
+    pairs = sorted(set(zip(table["request_key"].to_pylist(), table["is_correct"].to_pylist())), key=lambda kv: (kv[0], str(kv[1])))
+    digest = hashlib.sha256()
+    for key, correct in pairs:
+        digest.update(f"{key}:{correct}\n".encode())
+    return digest.hexdigest()
 
 
 def dedupe(table: pa.Table) -> pa.Table:
