@@ -170,3 +170,18 @@ def test_selection_by_exact_match_scores_validation_with_the_evaluation_engine(t
                        data.TrainData(rows[:4]), str(tmp_path / "run"), val_questions=rows[:4])
     assert len(calls) == 2 and calls[0][0] == "<|sem|>"  # one engine, the strategy's own stop rule
     assert "val_exact_match" in metrics["best"] and metrics["best_step"] in (2, 4)
+
+
+def test_shuffle_never_gives_a_question_its_twins_rationale(store_root):
+    rows = F.rows(2)
+    exs = [examples.Example(r.example_id, "toy", "train", r.question, r.answer, "number") for r in rows]
+    exs += [examples.Example(f"toy-{100 + i:05d}", "toy", "train", rows[0].question, rows[0].answer, "number") for i in range(3)]
+    examples.write_split(store_root, "toy", "train", exs)
+    table = pa.Table.from_pylist([{"request_key": f"k{i}", "example_id": r.example_id, "sample_index": 0, "rationale": r.rationale,
+                                   "predicted_answer": r.answer, "is_correct": True} for i, r in enumerate(rows)])
+    store.write_part(store.partition_path(store_root, "rationales", teacher="fake", task="toy", split="train"), table, schemas.RATIONALES)
+    cfg = config.resolve({"strategy": "pre_thinking", "task": "toy", "teacher": "fake", "perturb": "shuffle", "perturb_rate": 1.0})
+    got = data.assemble(store_root, cfg, get_strategy("pre_thinking"), "train")
+    # every row is perturbed, and a donor is always another question, so every text changes
+    assert len(got.rows) == 5 and got.notes["perturbed"]["changed"] == 5
+    assert all(r.rationale != rows[0].rationale for r in got.rows if r.question == rows[0].question)

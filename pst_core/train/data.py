@@ -144,7 +144,8 @@ def _perturb(rows: list[Row], cfg: TrainConfig) -> tuple[list[str], list[str], d
     from pst_core.perturb import perturb_rationales
 
     originals = [r.rationale or "" for r in rows]
-    groups = [r.example_id for r in rows]
+    # Grouped by question, not example id: a twin question's rationale is no noise for its twin.
+    groups = [repr(question_key(r)) for r in rows]
     new = perturb_rationales(originals, cfg.perturb, cfg.perturb_rate, cfg.seed, groups=groups)
     embed_texts = new if cfg.perturb == "shuffle" else originals
     changed = sum(t != o for t, o in zip(new, originals))
