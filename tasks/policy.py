@@ -133,13 +133,10 @@ class StoreCache(CachePolicy):
     """
 
     reads: Callable[[dict[str, Any]], Iterable[Any]] | None = None
-    exclude: tuple[str, ...] = ()
 
     def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str:
-        inputs_policy = INPUTS
-        for name in self.exclude:  # unhashable or irrelevant inputs (callbacks, clients)
-            inputs_policy = inputs_policy - name
-        base = (inputs_policy + TASK_SOURCE).compute_key(task_ctx, inputs, flow_parameters, **kwargs)
+        # Task inputs are plain values (a root, names, config dicts), so all of them are hashed.
+        base = (INPUTS + TASK_SOURCE).compute_key(task_ctx, inputs, flow_parameters, **kwargs)
         reads = self.reads(inputs) if self.reads else []
         state = [fingerprint(item) if isinstance(item, str) else item for item in reads]
         key = digest([base, state])
@@ -178,6 +175,6 @@ def forget_if_stale(result_store: Any, key: str) -> bool:
     return True
 
 
-def store_cache(reads: Callable[[dict[str, Any]], Iterable[Any]] | None = None, exclude: tuple[str, ...] = ()) -> CachePolicy:
+def store_cache(reads: Callable[[dict[str, Any]], Iterable[Any]] | None = None) -> CachePolicy:
     """The cache policy of every stage task (see `StoreCache`)."""
-    return StoreCache(reads=reads, exclude=exclude)
+    return StoreCache(reads=reads)

@@ -33,7 +33,7 @@ _SKIPPED_DIRS = {"onnx", "openvino", ".git", ".cache"}
 class EncoderRef:
     """A resolved encoder: the id stored with vectors, where to load it from, its folder slug."""
 
-    id: str  # stored in the `encoder` column: the Hub id, or the absolute local path
+    id: str  # stored in the `encoder_id` column: the Hub id, or the absolute local path
     source: str  # what SentenceTransformer() is given: a local folder or a Hub id
     slug: str  # partition folder value: `encoder=<slug>`
 

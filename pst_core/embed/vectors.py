@@ -1,8 +1,9 @@
 """The embedding store: `data/embeddings/encoder=<slug>/part-*.parquet`, keyed by text hash.
 
 Parts are append-only; a text may have rows from several encoder revisions (after the weights
-changed), and readers take each text's newest row. Part files are read directly (not through
-hive discovery) because the `encoder` column holds the full id while the folder holds its slug.
+changed), and readers take each text's newest row. The `encoder_id` column holds the full id
+and the `encoder=` folder its slug; the names differ so pandas reads the store as-is, while pst
+reads one encoder folder's parts directly, filtered on `encoder_id`.
 """
 
 from __future__ import annotations
