@@ -1,7 +1,8 @@
 """Training data: examples x rationales x embeddings from the store, tokenised once, length-grouped.
 
 Rows come from `examples` (gold answers) joined with the teacher's `rationales` (successful rows,
-correct only by default, deduplicated by request key, at most N per question); PST adds the
+correct only by default, deduplicated by request key, at most N per question; a stored row serves
+every example with the same question, since identical questions share one request); PST adds the
 precomputed embedding of each rationale (`pst_core.embed.read_vectors`: training never runs the
 encoder). Tokenised sequences are cached under `<store>/cache/tokens/` keyed by tokenizer,
 strategy, length cap and texts.
