@@ -6,6 +6,8 @@ Loaded by pst_core.cli as an optional command module; registering also subscribe
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from flows import events
@@ -16,6 +18,18 @@ TEACHERS = typer.Option(None, "--teacher", "-t", help="Teacher name (repeatable;
 TASKS = typer.Option(None, "--task", help="Task name (repeatable; default: the config's tasks).")
 STRATEGIES = typer.Option(None, "--strategy", "-s", help="Strategy (repeatable; default: all five).")
 CONFIG = typer.Option(None, "--config", "-c", help="Pipeline YAML with a section per stage (e.g. configs/quickstart.yaml).")
+
+
+def prefect_defaults() -> None:
+    """Telemetry off unless the user chose otherwise; set before Prefect is imported, so the
+    temporary server the quickstart starts runs without its analytics heartbeat."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@run_app.callback()
+def _run_group() -> None:
+    prefect_defaults()
 
 
 @run_app.command("pipeline")
@@ -42,6 +56,7 @@ def serve(
     limit: int = typer.Option(None, help="Most flow runs executed at once by this process."),
 ) -> None:
     """Register pst's deployments (schedules, the new-teacher trigger) and run them here until Ctrl-C."""
+    prefect_defaults()
     from flows.deployments import serve as serve_deployments
 
     serve_deployments(config=config, cron=cron, limit=limit)
@@ -49,6 +64,7 @@ def serve(
 
 def quickstart(config: str = CONFIG) -> None:
     """The whole pipeline offline on the embedded defaults; prints where to look afterwards."""
+    prefect_defaults()
     from flows import quickstart as qs
 
     result = qs.run(config)

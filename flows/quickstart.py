@@ -10,6 +10,7 @@ point is to exercise every stage, not accuracy; configs/gpu.yaml runs the real t
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -87,6 +88,8 @@ def quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    # accelerate warns on every save that the tied lm_head is stored once, which is intended.
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
 
 
 def run(config: str | None = None, root: str | None = None) -> dict[str, Any]:
@@ -117,15 +120,21 @@ def where_to_look(result: dict[str, Any]) -> list[str]:
     root = result["root"]
     report = result.get("report") or {}
     api = PREFECT_API_URL.value()
-    ui = api.removesuffix("/api") if api else "http://127.0.0.1:4200 (start it with `prefect server start`)"
+    if api:
+        ui = [f"UI:      {api.removesuffix('/api')}  -> flow run 'distill-pipeline' -> Artifacts (Parquet previews, metrics)"]
+    else:  # the runs went to a temporary server whose database stays under PREFECT_HOME
+        ui = [
+            "UI:      `prefect server start`, then http://127.0.0.1:4200  -> flow run 'distill-pipeline' -> Artifacts",
+            f"         (Parquet previews, metrics; the runs are in the Prefect database under {PREFECT_HOME.value()})",
+        ]
     lines = [
         f"teacher: {result['teacher']} ({'recorded text-davinci-002 outputs' if result['recorded'] else 'rule-based local teacher, not an LLM'})",
         f"store:   {root}/examples  {root}/rationales  {root}/embeddings  {root}/runs",
         f"inspect: pst inspect {root}/rationales",
         f"report:  {report.get('markdown') or report.get('outputs', ['?'])[0]}",
-        f"UI:      {ui}  (flow run 'distill-pipeline': Artifacts tab for Parquet previews and metrics;"
-        f" runs are stored in {PREFECT_HOME.value()})",
+        *ui,
     ]
     if report.get("table"):
-        lines += ["", report["table"]]
+        note = "Tiny random-init student trained for a few steps on CPU: the numbers show every stage ran, not what PST can do (configs/gpu.yaml)."
+        lines += ["", report["table"], "", note]
     return lines

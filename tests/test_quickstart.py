@@ -37,6 +37,8 @@ def test_quickstart_runs_offline_and_reports_every_strategy(prefect_harness: Non
 
     # No datasets folder: generated tasks and the rule-based local teacher, as on a fresh machine.
     monkeypatch.setenv("PST_DATASETS_DIR", str(tmp_path / "no-datasets"))
+    secret = "sk-QUICKSTART-LEAKCHECK-7d41"
+    monkeypatch.setenv(quickstart.KEY_ENV, secret)  # the key the harvest client sends to the local teacher
     base = yaml.safe_load((Path(quickstart.settings.REPO_ROOT) / quickstart.DEFAULT_CONFIG).read_text())
     base.update(tasks=["coin_flip"], prepare={"generated_size": 40})
     base["train"].update(max_steps=2, max_train_examples=16, max_val_examples=4)
@@ -54,3 +56,30 @@ def test_quickstart_runs_offline_and_reports_every_strategy(prefect_harness: Non
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in result["runs"])
     lines = "\n".join(quickstart.where_to_look(result))
     assert f"{root}/rationales" in lines and result["report"]["markdown"] in lines and "UI:" in lines
+    assert_key_nowhere(secret, tmp_path)
+
+
+def assert_key_nowhere(secret: str, data: Path) -> None:
+    """The store, the Prefect database (task parameters, cache keys, logs, artifacts, events) and
+    the persisted task results hold no trace of the API key."""
+    from prefect.logging.handlers import APILogHandler
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    APILogHandler.flush()
+    database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[-1]).parent
+    folders = [data, database, Path(PREFECT_LOCAL_STORAGE_PATH.value())]
+    assert any(f.suffix == ".db" for f in database.iterdir()), "the Prefect database was not found"
+    for folder in folders:
+        for f in folder.rglob("*"):
+            assert not f.is_file() or secret.encode() not in f.read_bytes(), f"API key found in {f}"
+
+
+def test_prefect_commands_turn_telemetry_off_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from flows.commands import prefect_defaults
+
+    monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
+    monkeypatch.setenv("DO_NOT_TRACK", "0")
+    prefect_defaults()
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and os.environ["DO_NOT_TRACK"] == "0"
