@@ -35,8 +35,11 @@ def _run_group() -> None:
 @run_app.command("pipeline")
 def run_pipeline(teacher: list[str] = TEACHERS, task: list[str] = TASKS, strategy: list[str] = STRATEGIES, config: str = CONFIG) -> None:
     """Prepare, harvest, embed, train, evaluate and report for teachers x tasks x strategies."""
+    from flows.config import check_names
     from flows.pipeline import distill_pipeline
+    from pst_core import settings
 
+    check_names(settings.data_root(), teacher, task, strategy)  # one clear line, before Prefect starts
     result = distill_pipeline(teachers=teacher or None, tasks=task or None, strategies=strategy or None, config=config)
     typer.echo(result["report"]["table"])
 

@@ -40,6 +40,20 @@ def load(path: str | None, overrides: dict[str, Any] | None = None) -> dict[str,
     return merged
 
 
+def check_names(root: str, teachers: list[str] | None = None, tasks: list[str] | None = None, strategies: list[str] | None = None) -> None:
+    """Fail before any work when a teacher, task or strategy name is unknown (the error lists the valid ones)."""
+    from pst_core import teachers as registry
+    from pst_core.tasks import TASKS
+    from pst_core.train.strategies import STRATEGIES as STRATEGY_REGISTRY
+
+    for name in teachers or []:
+        registry.get(root, name)
+    for name in tasks or []:
+        TASKS.get(name)
+    for name in strategies or []:
+        STRATEGY_REGISTRY.get(name)
+
+
 def as_list(value: list[str] | str | None) -> list[str] | None:
     """A list parameter that also accepts one name or a comma-separated string (event templates)."""
     if value is None or isinstance(value, list):

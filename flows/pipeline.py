@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.config import STRATEGIES, as_list, load, train_options
+from flows.config import STRATEGIES, as_list, check_names, load, train_options
 from pst_core import settings
 from tasks.embed import embed
 from tasks.evaluate import evaluate, report
@@ -104,6 +104,7 @@ def distill_pipeline(
     cfg, root = load(config, overrides), root or settings.data_root()
     tasks = as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS
     teachers = _teachers(root, as_list(teachers) or cfg.get("teachers"))
+    check_names(root, teachers, tasks, as_list(strategies) or cfg.get("strategies"))
     common = {"config": config, "overrides": overrides, "root": root}
     prepared = prepare_flow(tasks=tasks, **common)
     harvested = harvest_flow(teachers=teachers, tasks=tasks, **common)
