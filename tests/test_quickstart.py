@@ -62,10 +62,10 @@ def test_quickstart_runs_offline_and_reports_every_strategy(prefect_harness: Non
 def assert_key_nowhere(secret: str, data: Path) -> None:
     """The store, the Prefect database (task parameters, cache keys, logs, artifacts, events) and
     the persisted task results hold no trace of the API key."""
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, PREFECT_SERVER_DATABASE_CONNECTION_URL
 
-    APILogHandler.flush()
+    APILogWorker.drain_all(timeout=10)
     database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[-1]).parent
     folders = [data, database, Path(PREFECT_LOCAL_STORAGE_PATH.value())]
     assert any(f.suffix == ".db" for f in database.iterdir()), "the Prefect database was not found"
