@@ -200,7 +200,7 @@ def main() -> None:
     measure(pairs, prompts_of, order[:2], 2, args.max_new_tokens)  # warm-up: CUDA init, allocator, caches
     results = {"batched": measure(pairs, prompts_of, order, batch, args.max_new_tokens)}
     results["single"] = measure(pairs, prompts_of, order[:single], 1, args.max_new_tokens)
-    print(f"\n| mode | strategy | ms / example | new tokens / example | examples / s | stopped |\n|---|---|--:|--:|--:|--:|")
+    print("\n| mode | strategy | ms / example | new tokens / example | examples / s | stopped |\n|---|---|--:|--:|--:|--:|")
     for mode, res in results.items():
         for name, r in res.items():
             print(f"| {mode} | {name} | {r['ms_per_example']:.1f} | {r['new_tokens']:.1f} | {r['examples_per_s']:.1f} | {r['stopped']:.0%} |")

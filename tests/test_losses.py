@@ -14,7 +14,7 @@ import test_train_fixtures as F  # noqa: E402
 
 from pst_core.train import config, data, losses, students  # noqa: E402
 from pst_core.train.losses import ANSWER, RATIONALE  # noqa: E402
-from pst_core.train.strategies import SEM, StepOutput, get_strategy  # noqa: E402
+from pst_core.train.strategies import SEM, get_strategy  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -35,33 +35,33 @@ def _concat(hub_id: str, config: str | None, parts: list[tuple[str, str | None]]
     return loaders.keyed(rows)
 
 
-def gsm8k() -> Rows:
+def gsm8k(hub_id: str, config: str | None) -> Rows:
     """openai/gsm8k (main): train then test."""
-    return _concat("openai/gsm8k", "main", [("train", "train"), ("test", "test")], loaders.gsm8k_record)
+    return _concat(hub_id, config, [("train", "train"), ("test", "test")], loaders.gsm8k_record)
 
 
-def aqua() -> Rows:
+def aqua(hub_id: str, config: str | None) -> Rows:
     """deepmind/aqua_rat (raw): the full 97,467-row train set, then test."""
-    return _concat("deepmind/aqua_rat", "raw", [("train", "train"), ("test", "test")],
+    return _concat(hub_id, config, [("train", "train"), ("test", "test")],
                    lambda i, r, s, o: loaders.aqua_record(i, r, s, o))
 
 
-def commonsense_qa() -> Rows:
+def commonsense_qa(hub_id: str, config: str | None) -> Rows:
     """tau/commonsense_qa: train then validation (the jsonl dev set), in the jsonl row layout."""
     def make(i: int, r: dict[str, Any], source: str, origin: str | None) -> Row:
         choices = [{"label": lab, "text": t} for lab, t in zip(r["choices"]["label"], r["choices"]["text"])]
         record = {"answerKey": r["answerKey"], "question": {"stem": r["question"], "choices": choices}}
         return loaders.csqa_record(i, record, source, origin)
 
-    return _concat("tau/commonsense_qa", None, [("train", "train"), ("validation", "test")], make)
+    return _concat(hub_id, config, [("train", "train"), ("validation", "test")], make)
 
 
-def cqa() -> Rows:
+def cqa(hub_id: str, config: str | None) -> Rows:
     """cos_e (v1.11): train then validation, as Distilling Step-by-Step built cqa_{train,test}."""
-    return _concat("cos_e", "v1.11", [("train", "train"), ("validation", "test")], loaders.cqa_record)
+    return _concat(hub_id, config, [("train", "train"), ("validation", "test")], loaders.cqa_record)
 
 
-def anli1() -> Rows:
+def anli1(hub_id: str, config: str | None) -> Rows:
     """facebook/anli round 1: train_r1, dev_r1 (validation), test_r1."""
-    return _concat("facebook/anli", None, [("train_r1", "train"), ("dev_r1", "validation"), ("test_r1", "test")],
+    return _concat(hub_id, config, [("train_r1", "train"), ("dev_r1", "validation"), ("test_r1", "test")],
                    loaders.anli_record)

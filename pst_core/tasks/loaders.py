@@ -33,6 +33,7 @@ def resolve(datasets_dir: Path, relative: str) -> Path:
     raise FileNotFoundError(f"{path} not found")
 
 
+# `mtime` is unused in the body on purpose: it is part of the cache key, so an edited file is re-read.
 @functools.lru_cache(maxsize=64)
 def _read_cached(path: str, mtime: float, lines: bool) -> Any:
     opener = gzip.open if path.endswith(".gz") else open

@@ -43,7 +43,7 @@ class TaskSpec:
     name: str
     answer_type: str  # one of pst_core.answers.ANSWER_TYPES
     local: Callable[[Path], Rows] | None = None
-    hub: Callable[[], Rows] | None = None
+    hub: Callable[[str, str | None], Rows] | None = None  # (hub_id, hub_config) -> rows
     hub_id: str | None = None
     hub_config: str | None = None
     answer_position: str = "first"  # Zero-shot-CoT takes the first candidate for every task
@@ -60,7 +60,7 @@ class TaskSpec:
         if source == "hub":
             if self.hub is None:
                 raise ConfigError(f"task {self.name} has no Hugging Face Hub source; use --source local")
-            return self.hub()
+            return self.hub(self.hub_id, self.hub_config)
         if source == "generated":
             if self.generator is None:
                 raise ConfigError(f"task {self.name} has no generator; use --source local or hub")
