@@ -5,8 +5,9 @@ One run times: answer_only, pre_thinking, prefix, post_thinking, pst through `ps
 fine-tune of the same model, the same post-thinking sequences and the same batch. Prints tokens/s,
 step time, MFU (GPU) and the ratios PST/Post-Thinking step time and pst/Trainer tokens/s.
 
-    PYTHONPATH=. python bench/train.py --device cuda            # full shape, batch 64
-    PYTHONPATH=. python bench/train.py --device cpu             # small shape (labelled), honest CPU numbers
+    PYTHONPATH=. python bench/train.py --device cuda            # batch 64 x 256
+    PYTHONPATH=. python bench/train.py --device cpu             # batch 4 x 128 (a few minutes on 2 cores)
+    PYTHONPATH=. python bench/train.py --device cpu --shape small   # a tiny Llama, for a quick look
 Needs only torch, transformers, accelerate (no prefect).
 """
 
@@ -105,7 +106,7 @@ def time_hf_trainer(args, shape: dict, tok, train_rows, device: str) -> dict:
             marks.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as out:
-        targs = TrainingArguments(out, per_device_train_batch_size=args.batch, max_steps=2 * args.steps, bf16=device == "cuda",
+        targs = TrainingArguments(out, per_device_train_batch_size=args.batch, max_steps=2 * args.steps, bf16=loop.precision_of(args, device == "cuda") != "fp32",
                                   use_cpu=device == "cpu", report_to=[], save_strategy="no", logging_steps=10**6,
                                   dataloader_num_workers=0, learning_rate=1e-4, warmup_steps=0)
         Trainer(model=m, args=targs, train_dataset=feats, data_collator=collate, callbacks=[Clock()]).train()
@@ -116,7 +117,7 @@ def time_hf_trainer(args, shape: dict, tok, train_rows, device: str) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--shape", default=None, choices=["smol", "small"], help="default: smol on GPU, small on CPU")
+    p.add_argument("--shape", default=None, choices=["smol", "small"], help="smol (default): SmolLM2-135M; small: hidden 128, 4 layers")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--seq", type=int, default=None, help="max tokens per sequence")
     p.add_argument("--steps", type=int, default=None, help="timed steps (after as many warm-up steps)")
@@ -125,14 +126,14 @@ def main() -> None:
     args = p.parse_args()
     device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     gpu = device == "cuda"
-    shape = SMOL if (args.shape or ("smol" if gpu else "small")) == "smol" else SMALL
-    args.batch = args.batch or (64 if gpu else 8)
+    shape = SMALL if args.shape == "small" else SMOL
+    args.batch = args.batch or (64 if gpu else 4)
     args.seq = args.seq or (256 if gpu else 128)
-    args.steps = args.steps or (20 if gpu else 4)
+    args.steps = args.steps or (20 if gpu else 5)
     tok = tokenizer(shape["vocab_size"])
     train_rows = rows(args.batch * 4 * args.steps, args.seq, shape["vocab_size"])
     label = torch.cuda.get_device_name() if gpu else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {label}; shape: {'SmolLM2-135M' if shape is SMOL else 'small (CPU)'}; batch {args.batch} x <= {args.seq} tokens; "
+    print(f"device: {label}; shape: {'SmolLM2-135M' if shape is SMOL else 'small'}; batch {args.batch} x <= {args.seq} tokens; "
           f"precision {args.precision}{' + compile' if args.compile else ''}")
     results = {n: time_strategy(n, args, shape, tok, train_rows, device) for n in STRATEGIES.names()}
     results["hf_trainer"] = time_hf_trainer(args, shape, tok, train_rows, device)
