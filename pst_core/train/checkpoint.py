@@ -59,11 +59,17 @@ def save_best(run_dir: str | Path, model: Any, tokenizer: Any, head: Any, state:
 def save_last(run_dir: str | Path, accelerator: Any, state: dict[str, Any]) -> None:
     """Write the resumable state (model, optimizer, scheduler, RNG via accelerate) plus loop position."""
     final = Path(run_dir) / LAST
-    tmp = final.with_name(f".tmp-{LAST}-{uuid.uuid4().hex}")
+    # One folder name every rank agrees on: each rank writes its own RNG state into it (DDP).
+    tmp = final.with_name(f".tmp-{LAST}-step{state['step']}")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a run killed while saving this step
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         write_json(tmp / STATE, state)
         replace_dir(tmp, final)
+    accelerator.wait_for_everyone()  # no rank reads last/ or moves on while it is being swapped
 
 
 def load_last(run_dir: str | Path, accelerator: Any) -> dict[str, Any] | None:

@@ -16,15 +16,20 @@ from pst_core.train.strategies import Row, Strategy
 def exact_match(model: Any, tokenizer: Any, strategy: Strategy, rows: list[Row], max_new_tokens: int,
                 batch_size: int = 32) -> float:
     """Fraction of `rows` whose answer, extracted by the strategy's inference rule, equals the gold answer."""
+    return hits(model, tokenizer, strategy, rows, max_new_tokens, batch_size) / len(rows) if rows else 0.0
+
+
+def hits(model: Any, tokenizer: Any, strategy: Strategy, rows: list[Row], max_new_tokens: int, batch_size: int = 32) -> int:
+    """How many of `rows` are answered correctly (a count, so DDP ranks can add their shards)."""
     from pst_core.evaluate.generate import generate
 
     if not rows:
-        return 0.0
+        return 0
     prompts = [strategy.inference_prompt(r.question, list(r.choices)) for r in rows]
     gens = generate(model, tokenizer, prompts, stop_strings=strategy.stop_strings(), max_new_tokens=max_new_tokens,
                     batch_size=batch_size)
-    hits = 0
+    correct = 0
     for row, g in zip(rows, gens):
         pred = answers.extract(strategy.answer_text(g.text), row.answer_type, list(row.choices))
-        hits += answers.is_correct(pred, row.answer, row.answer_type)
-    return hits / len(rows)
+        correct += answers.is_correct(pred, row.answer, row.answer_type)
+    return correct
