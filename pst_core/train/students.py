@@ -86,9 +86,15 @@ def convert_gguf(root: str, source: str | Path | None = None, loaded: tuple[Any,
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "source.sha256").write_text(digest + "\n")
+    if marker.is_file():  # another process (e.g. a DDP rank) finished first: keep its folder, readers may be in it
+        shutil.rmtree(tmp, ignore_errors=True)
+        return dest
     if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)  # readers see the folder only once it is complete
+        shutil.rmtree(dest)  # an incomplete folder (no marker) from an older version
+    try:
+        os.replace(tmp, dest)  # readers see the folder only once it is complete
+    except OSError:  # lost a race to another converter: its folder is equally good
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
