@@ -97,6 +97,18 @@ def test_sem_position_is_where_the_formatter_put_it(tok, seq2seq):
         assert tokens.roles[i][tokens.sem_index[i] + 1] == RATIONALE
 
 
+@pytest.mark.parametrize("seq2seq", [False, True])
+def test_mean_pool_reads_exactly_the_rationale_text_positions(tok, seq2seq):
+    cfg = config.resolve({"strategy": "pst", "sem_pool": "mean"})
+    tokens = data.tokenize(F.rows(4), get_strategy("pst", cfg), tok, 128, seq2seq)
+    batch = data.collate(tokens, [0, 1, 2, 3], data.seq_index(tokens), tok.pad_token_id, seq2seq, "mean", F.targets(4),
+                         tok.pad_token_id, eos_id=tok.eos_token_id)
+    model_inputs = batch["decoder_input_ids"] if seq2seq else batch["input_ids"]
+    for i, row in enumerate(F.rows(4)):
+        read = model_inputs[i][batch["sem_mask"][i].bool()].tolist()
+        assert tok.decode(read) == row.rationale  # not SEM, not the answer, not EOS
+
+
 def test_pst_with_zero_sem_weight_equals_post_thinking(tok):
     pst, model, _, batch = _setup(tok, "pst", lambda_sem=0.0, lambda_r=0.4)
     post = get_strategy("post_thinking", config.resolve({"strategy": "post_thinking", "w_answer": 1.0, "w_rationale": 0.4}))

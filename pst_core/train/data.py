@@ -246,13 +246,14 @@ def batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group_b
 
 def collate(tok: Tokenized, row_ids: list[int], seq_index: dict[int, list[int]], pad_id: int, is_encoder_decoder: bool,
             sem_pool: str = "token", targets: np.ndarray | None = None, decoder_start: int | None = None,
-            pad_multiple: int = 8) -> dict[str, torch.Tensor]:
+            pad_multiple: int = 8, eos_id: int | None = None) -> dict[str, torch.Tensor]:
     """Pad the sequences of `row_ids` into tensors (right padding; lengths rounded to `pad_multiple`).
 
     Causal: input = prompt ⊕ target, labels -100 on the prompt. Seq2seq: encoder = prompt, decoder
     input = start ⊕ target[:-1]. `pred_index` lists, row-major, the flat [B * T] position whose
     hidden state predicts each target token. `sem_mask` marks the hidden state(s) the semantic head reads: the
-    SEM input position (`token`) or the rationale input positions (`mean`).
+    SEM input position (`token`) or the rationale input positions (`mean`; the closing `eos_id` is not
+    rationale text and is left out).
     """
     import torch
 
@@ -275,7 +276,7 @@ def collate(tok: Tokenized, row_ids: list[int], seq_index: dict[int, list[int]],
             m[offset + tok.sem_index[s]] = 1
         elif sem_pool == "mean":
             for i, role in enumerate(ro):
-                if role == RATIONALE and offset + i < n_hidden:
+                if role == RATIONALE and t[i] != eos_id and offset + i < n_hidden:
                     m[offset + i] = 1
         hid_mask.append(m)
 

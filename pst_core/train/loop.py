@@ -89,7 +89,7 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
 
     def to_device(ids: list[int], tokens: data.Tokenized, targets: Any) -> dict[str, Any]:
         b = data.collate(tokens, ids, index if tokens is tok else data.seq_index(tokens), tokenizer.pad_token_id,
-                         is_encoder_decoder, pool, targets, dec_start)
+                         is_encoder_decoder, pool, targets, dec_start, eos_id=tokenizer.eos_token_id)
         # Pinned + non_blocking: the copy of the next batch does not wait for the queued step.
         return {k: (v.pin_memory().to(acc.device, non_blocking=True) if cuda else v.to(acc.device)) if k != "n_tokens" else v
                 for k, v in b.items()}
