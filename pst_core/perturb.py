@@ -53,13 +53,17 @@ def shuffle_donors(n: int, indices: Sequence[int], seed: int, groups: Sequence[s
     groups = list(groups) if groups is not None else [str(i) for i in range(n)]
     if len(groups) != n:
         raise ConfigError(f"groups has {len(groups)} entries for {n} rationales")
+    if indices and len(set(groups)) < 2:
+        raise ConfigError("shuffle needs rationales of at least two different questions")
     rng = random.Random(f"donors:{seed}")
     donors: dict[int, int] = {}
     for i in indices:
-        candidates = [j for j in range(n) if groups[j] != groups[i]]
-        if not candidates:
-            raise ConfigError("shuffle needs rationales of at least two different questions")
-        donors[i] = rng.choice(candidates)
+        # Rejection sampling: uniform over the other groups' rationales, O(1) expected per draw
+        # unless one question owns nearly all of them (O(n) per draw at worst, never O(n^2) set-up).
+        j = rng.randrange(n)
+        while groups[j] == groups[i]:
+            j = rng.randrange(n)
+        donors[i] = j
     return donors
 
 
