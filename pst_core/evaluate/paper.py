@@ -1,0 +1,330 @@
+"""The paper experiment: PST against its four baselines, same student, same recorded teacher data.
+
+Two phases, so the GPU is spent on training and generation only:
+
+* `data` (CPU, needs ../shared/datasets): prepare the tasks, replay the recorded teacher outputs
+  through the replay server and harvest them with the real harvester (train + validation), embed
+  the rationales. The store it fills is small and can be carried to a GPU machine.
+* `runs` (GPU): per task x strategy, train every candidate of the validation grid with the first
+  seed and keep the best by validation exact match (never test); train the other seeds with the
+  chosen options; evaluate every final run on test; run the robustness experiment on its tasks.
+  Every step skips work whose outputs exist, so a killed run resumes.
+
+Results go to `out` (default bench/results/paper/): accuracy.md/.json (task x strategy, mean and
+spread over seeds, with the teacher's own accuracy on the same test questions), selection.md (the
+validation score of every candidate), efficiency.md (Pre-Thinking against PST: new tokens and
+latency per example on the same test sets), robustness-<task>.md/.png, and README.md with the
+command, config, hardware and wall time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pst_core.config import check, from_dict, option, to_dict
+from pst_core.evaluate.config import EvalConfig
+from pst_core.evaluate.runner import output_names, write_json
+
+STRATEGY_NAMES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
+PHASES = ("data", "runs")
+TrainFn = Callable[[dict[str, Any], str], str | Path]  # (training options, run_id) -> run dir
+EvalFn = Callable[[Path, EvalConfig], dict[str, Any]]
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """One experiment; stage sections pass through to the stage configs."""
+
+    tasks: list[str] = option(["multiarith", "svamp", "date_understanding", "strategy_qa"], "Tasks (recorded train rationales needed).")
+    strategies: list[str] = option(list(STRATEGY_NAMES), "Strategies compared; every one gets the same training budget.")
+    seeds: list[int] = option([0, 1], "Training seeds of the final runs; the first also runs the validation grid.")
+    teacher: str = option("replay-davinci", "Name the replayed teacher is registered under (store partitions).")
+    teacher_model: str = option("text-davinci-002", "Recorded teacher replayed: text-davinci-002 or palm-540b (cqa, svamp_dsbs, anli1).")
+    name: str = option("paper", "Prefix of run ids and of the experiment folder under <store>/experiments/.")
+    out: str = option("bench/results/paper", "Where the tables, plots and README of the result are written.")
+    prepare: dict[str, Any] = option({}, "PrepareConfig options.")
+    harvest: dict[str, Any] = option({}, "HarvestConfig options (teacher, task and split are set per call).")
+    embed: dict[str, Any] = option({}, "EmbedConfig options.")
+    train: dict[str, Any] = option({}, "Training options shared by every run; a strategy's own options nest under its name.")
+    search: dict[str, Any] = option({}, "Validation grid {option: [values]} for all strategies; a strategy's own grid under its name.")
+    evaluate: dict[str, Any] = option({}, "EvalConfig options of the test evaluation (split is always test).")
+    robustness: dict[str, Any] = option({}, "tasks, strategies, kinds, rates, seeds of the robustness experiment ({} = skipped).")
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        check(bool(self.tasks) and bool(self.strategies) and bool(self.seeds), name, "tasks, strategies and seeds must not be empty")
+        unknown = [s for s in self.strategies if s not in STRATEGY_NAMES]
+        check(not unknown, name, f"unknown strategies {unknown}; valid: {', '.join(STRATEGY_NAMES)}")
+        check(all(isinstance(v, list) and v for v in _flat_grid(self.search).values()), name,
+              "search values must be non-empty lists, e.g. search: {lr: [1e-4, 3e-4], pst: {lambda_sem: [0.5, 1.0]}}")
+        check(self.train.get("select_by", "exact_match") == "exact_match", name,
+              "the grid is chosen by validation exact match: leave train.select_by unset")
+
+
+def _flat_grid(search: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in search.items() if k not in STRATEGY_NAMES} | {
+        f"{s}.{k}": v for s in STRATEGY_NAMES for k, v in (search.get(s) or {}).items()}
+
+
+def strategy_options(section: dict[str, Any], strategy: str) -> dict[str, Any]:
+    """Shared options plus `strategy`'s own sub-section (other strategies' sub-sections dropped)."""
+    return {k: v for k, v in section.items() if k not in STRATEGY_NAMES} | dict(section.get(strategy) or {})
+
+
+def candidates(cfg: PaperConfig, strategy: str) -> list[dict[str, Any]]:
+    """The grid of one strategy: the product of its shared and own option lists ([{}] without a grid)."""
+    grid = strategy_options(cfg.search, strategy)
+    keys = sorted(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def run_options(cfg: PaperConfig, task: str, strategy: str, seed: int, chosen: dict[str, Any]) -> dict[str, Any]:
+    """The full training options of one run: shared, strategy's own, then the grid point."""
+    return {**strategy_options(cfg.train, strategy), **chosen, "strategy": strategy, "task": task,
+            "teacher": cfg.teacher, "seed": seed, "select_by": "exact_match"}
+
+
+def run_id(cfg: PaperConfig, task: str, strategy: str, candidate: int, seed: int) -> str:
+    """`<name>-<task>-<strategy>-c<k>-s<seed>`: candidate k of the grid, stable across reruns."""
+    return f"{cfg.name}-{task}-{strategy}-c{candidate}-s{seed}"
+
+
+# --------------------------------------------------------------------------- phase 1: data
+
+
+def prepare_data(cfg: PaperConfig, root: str, datasets_dir: str, log: Log = print) -> dict[str, Any]:
+    """Prepare tasks, harvest the replayed recorded teacher (train + validation), embed. CPU is enough."""
+    import os
+
+    from pst_core import prepare, teachers
+    from pst_core.embed.config import EmbedConfig
+    from pst_core.embed.run import embed_rationales
+    from pst_core.harvest.config import HarvestConfig
+    from pst_core.harvest.harvester import harvest
+    from pst_core.replay import records, server
+
+    prep = from_dict(prepare.PrepareConfig, {"datasets_dir": datasets_dir, **cfg.prepare})
+    counts = {task: prepare.prepare_task(task, prep, root) for task in cfg.tasks}
+    log(f"prepared {', '.join(f'{t} {c}' for t, c in counts.items())}")
+    key_env = "PST_REPLAY_KEY"
+    os.environ.setdefault(key_env, "replay-no-secret")  # the replay server ignores keys; the client sends one
+    harvested = []
+    with server.running(records.load(datasets_dir, tasks=cfg.tasks, teacher_model=cfg.teacher_model)) as handle:
+        teachers.add(root, teachers.TeacherConfig(name=cfg.teacher, base_url=handle.url, model=f"{cfg.teacher_model} (recorded, replayed)",
+                                                  api_key_env=key_env), replace=True)
+        for task, split in itertools.product(cfg.tasks, ("train", "validation")):
+            summary = harvest(from_dict(HarvestConfig, {"progress": False, **cfg.harvest, "teacher": cfg.teacher, "task": task, "split": split}),
+                              root, datasets_dir=datasets_dir)
+            harvested.append({"task": task, "split": split, **summary.as_dict()})
+            log(f"harvested {task}/{split}: {summary.as_dict()}")
+    embedded = embed_rationales(from_dict(EmbedConfig, {**cfg.embed, "teacher": cfg.teacher}), root, progress=False)
+    log(f"embedded: {embedded}")
+    return {"prepared": counts, "harvested": harvested, "embedded": str(embedded)}
+
+
+# --------------------------------------------------------------------------- phase 2: runs
+
+
+def best_val_exact_match(run_dir: Path) -> float:
+    """The validation exact match of a run's kept checkpoint (what the grid is chosen by)."""
+    metrics = json.loads((run_dir / "train_metrics.json").read_text())
+    return float((metrics.get("best") or {}).get("val_exact_match", float("nan")))
+
+
+def select(cfg: PaperConfig, train_fn: TrainFn, root: str, log: Log = print) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (task, strategy): train every grid candidate with the first seed, keep the best on validation."""
+    chosen = {}
+    for task, strategy in itertools.product(cfg.tasks, cfg.strategies):
+        scored = []
+        for k, point in enumerate(candidates(cfg, strategy)):
+            rid = run_id(cfg, task, strategy, k, cfg.seeds[0])
+            log(f"{rid}: training {point or 'defaults'}")
+            run_dir = Path(train_fn(run_options(cfg, task, strategy, cfg.seeds[0], point), rid))
+            scored.append({"candidate": k, "options": point, "val_exact_match": best_val_exact_match(run_dir), "run_id": rid})
+        best = max(scored, key=lambda s: (s["val_exact_match"], -s["candidate"]))  # ties: the first candidate
+        chosen[(task, strategy)] = {**best, "grid": scored}
+    return chosen
+
+
+def final_runs(cfg: PaperConfig, chosen: dict[tuple[str, str], dict[str, Any]], train_fn: TrainFn, eval_fn: EvalFn,
+               eval_cfg: EvalConfig, root: str, log: Log = print) -> list[dict[str, Any]]:
+    """Train the remaining seeds with the chosen options and evaluate every final run on test."""
+    metrics_name = output_names(eval_cfg.split)[1]
+    rows = []
+    for (task, strategy), pick in chosen.items():
+        for seed in cfg.seeds:
+            rid = run_id(cfg, task, strategy, pick["candidate"], seed)
+            metrics_path = Path(root) / "runs" / rid / metrics_name
+            if metrics_path.is_file():
+                metrics = json.loads(metrics_path.read_text())
+            else:
+                log(f"{rid}: training and evaluating on {eval_cfg.split}")
+                metrics = eval_fn(Path(train_fn(run_options(cfg, task, strategy, seed, pick["options"]), rid)), eval_cfg)
+            rows.append({"task": task, "strategy": strategy, "seed": seed, "run_id": rid,
+                         **{k: metrics[k] for k in ("accuracy", "ci_low", "ci_high", "n", "mean_new_tokens", "mean_latency_ms")}})
+    return rows
+
+
+def teacher_accuracy(cfg: PaperConfig, root: str, datasets_dir: str) -> dict[str, dict[str, Any]]:
+    """The recorded teacher's accuracy on the same test questions (first completion per question)."""
+    from pst_core import answers, examples, recorded
+
+    out = {}
+    for task in cfg.tasks:
+        tests = {e.example_id: e for e in examples.load(root, task, "test")}
+        first = {}
+        for r in recorded.load_recorded(task, Path(datasets_dir), cfg.teacher_model):
+            if r.example_id in tests and r.example_id not in first:
+                first[r.example_id] = r
+        hits = [answers.is_correct(r.predicted_answer, tests[i].gold_answer, tests[i].answer_type) for i, r in first.items()]
+        out[task] = {"accuracy": sum(hits) / len(hits) if hits else None, "n": len(hits), "test_n": len(tests)}
+    return out
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread (sample std; min-max) over seeds per (task, strategy), plus cost per example."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["strategy"]), []).append(r)
+    out = []
+    for (task, strategy), rs in groups.items():
+        acc = [r["accuracy"] for r in rs]
+        out.append({"task": task, "strategy": strategy, "seeds": len(rs), "mean": statistics.fmean(acc),
+                    "std": statistics.stdev(acc) if len(acc) > 1 else 0.0, "min": min(acc), "max": max(acc), "n": rs[0]["n"],
+                    "new_tokens": statistics.fmean(r["mean_new_tokens"] for r in rs),
+                    "latency_ms": statistics.fmean(r["mean_latency_ms"] for r in rs)})
+    return out
+
+
+def accuracy_markdown(summary: list[dict[str, Any]], teacher: dict[str, dict[str, Any]], cfg: PaperConfig) -> str:
+    """Task x strategy accuracy (%), mean ± std over seeds; the best mean of each task in bold."""
+    strategies = [s for s in cfg.strategies if any(r["strategy"] == s for r in summary)]
+    cell = {(r["task"], r["strategy"]): r for r in summary}
+    lines = [f"# Test accuracy (%), mean ± std over seeds {cfg.seeds}; teacher {cfg.teacher_model} (recorded)", "",
+             "| task | n | teacher | " + " | ".join(strategies) + " |", "|---|--:|--:|" + "--:|" * len(strategies)]
+    for task in cfg.tasks:
+        present = [cell[(task, s)] for s in strategies if (task, s) in cell]
+        if not present:
+            continue
+        top = max(r["mean"] for r in present)
+        t = teacher.get(task, {}).get("accuracy")
+        cells = []
+        for s in strategies:
+            r = cell.get((task, s))
+            text = "" if r is None else f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
+            cells.append(f"**{text}**" if r is not None and r["mean"] == top else text)
+        lines.append(f"| {task} | {present[0]['n']} | {'' if t is None else f'{100 * t:.1f}'} | " + " | ".join(cells) + " |")
+    means = {s: [cell[(t, s)]["mean"] for t in cfg.tasks if (t, s) in cell] for s in strategies}
+    lines.append("| **mean over tasks** | | | " + " | ".join(f"{100 * statistics.fmean(v):.1f}" if v else "" for v in means.values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def efficiency_markdown(summary: list[dict[str, Any]], cfg: PaperConfig, batch_size: int) -> str:
+    """Pre-Thinking against PST on the same test questions: new tokens and latency per example."""
+    cell = {(r["task"], r["strategy"]): r for r in summary}
+    lines = [f"# Inference cost on test, Pre-Thinking vs PST with early stop (batched generation, batch {batch_size})", "",
+             "| task | pre_thinking new tokens | pst new tokens | pre_thinking ms/example | pst ms/example | PST speed-up |",
+             "|---|--:|--:|--:|--:|--:|"]
+    for task in cfg.tasks:
+        pre, pst = cell.get((task, "pre_thinking")), cell.get((task, "pst"))
+        if pre and pst:
+            speed = pre["latency_ms"] / pst["latency_ms"] if pst["latency_ms"] else float("nan")
+            lines.append(f"| {task} | {pre['new_tokens']:.1f} | {pst['new_tokens']:.1f} | {pre['latency_ms']:.1f} | "
+                         f"{pst['latency_ms']:.1f} | {speed:.1f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def selection_markdown(chosen: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """Every grid candidate's validation exact match; the chosen one marked."""
+    lines = ["# Options chosen on validation exact match (first seed)", "", "| task | strategy | candidate | options | val EM % | |",
+             "|---|---|--:|---|--:|---|"]
+    for (task, strategy), pick in chosen.items():
+        for s in pick["grid"]:
+            mark = "chosen" if s["candidate"] == pick["candidate"] else ""
+            lines.append(f"| {task} | {strategy} | {s['candidate']} | {json.dumps(s['options']) if s['options'] else 'defaults'} | "
+                         f"{100 * s['val_exact_match']:.1f} | {mark} |")
+    return "\n".join(lines) + "\n"
+
+
+def hardware() -> dict[str, Any]:
+    """What the runs ran on (device, library versions)."""
+    import torch
+    import transformers
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"device": gpu or f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+            "python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
+            "cuda": torch.version.cuda if gpu else None}
+
+
+def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: TrainFn, eval_fn: EvalFn | None = None,
+             log: Log = print, command: str = "", config_text: str = "") -> dict[str, Any]:
+    """Grid on validation, final seeds on test, robustness, efficiency; writes every result file to `cfg.out`."""
+    from pst_core.evaluate.robustness import RobustnessConfig, run_robustness
+    from pst_core.evaluate.runner import evaluate_run
+
+    start = time.perf_counter()
+    eval_cfg = from_dict(EvalConfig, {**cfg.evaluate, "split": "test"})
+    evaluate = eval_fn or (lambda run_dir, ecfg: evaluate_run(run_dir, ecfg, root=root))
+
+    def eval_fn(run_dir: Path, ecfg: EvalConfig) -> dict[str, Any]:  # a run already scored is not scored again
+        done = Path(run_dir) / output_names(ecfg.split)[1]
+        return json.loads(done.read_text()) if done.is_file() else evaluate(run_dir, ecfg)
+
+    chosen = select(cfg, train_fn, root, log)
+    rows = final_runs(cfg, chosen, train_fn, eval_fn, eval_cfg, root, log)
+    summary = aggregate(rows)
+    teacher = teacher_accuracy(cfg, root, datasets_dir) if datasets_dir else {}
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    robust = []
+    spec = dict(cfg.robustness)
+    for task in spec.pop("tasks", []) if spec else []:
+        rcfg = from_dict(RobustnessConfig, {"strategies": ["pre_thinking", "post_thinking", "pst"], "kinds": ["shuffle"],
+                                            "rates": [0.0, 0.2, 0.4], "seeds": cfg.seeds[:1], **spec,
+                                            "task": task, "teacher": cfg.teacher, "name": f"{cfg.name}-robustness-{task}"})
+
+        def robust_train(options: dict[str, Any], rid: str, task: str = task) -> str | Path:
+            pick = chosen.get((task, options["strategy"]), {"candidate": 0, "options": {}})
+            if not options.get("perturb_rate") and options["seed"] in cfg.seeds:  # p = 0 is the final run itself
+                rid = run_id(cfg, task, options["strategy"], pick["candidate"], options["seed"])
+            return train_fn({**run_options(cfg, task, options["strategy"], options["seed"], pick["options"]), **options}, rid)
+
+        result = run_robustness(rcfg, eval_cfg, root, robust_train, eval_fn, log)
+        for ext in ("md", "png"):
+            (out / f"robustness-{task}.{ext}").write_bytes((Path(result["dir"]) / f"robustness.{ext}").read_bytes())
+        robust.append({"task": task, "summary": result["summary"]})
+
+    wall = time.perf_counter() - start
+    accuracy = accuracy_markdown(summary, teacher, cfg)
+    efficiency = efficiency_markdown(summary, cfg, eval_cfg.batch_size)
+    (out / "accuracy.md").write_text(accuracy)
+    (out / "efficiency.md").write_text(efficiency)
+    (out / "selection.md").write_text(selection_markdown(chosen))
+    hw = hardware()
+    write_json(out / "results.json", {
+        "config": to_dict(cfg), "eval_config": to_dict(eval_cfg), "hardware": hw, "wall_s": wall, "command": command,
+        "teacher_accuracy": teacher, "runs": rows, "summary": summary, "robustness": robust,
+        "chosen": [{"task": t, "strategy": s, **{k: v for k, v in p.items()}} for (t, s), p in chosen.items()]})
+    if config_text:
+        (out / "config.yaml").write_text(config_text)
+    (out / "README.md").write_text("\n".join([
+        "# Paper experiment: PST against its baselines", "",
+        f"Command: `{command}`" if command else "", f"Hardware: {hw['device']}; torch {hw['torch']}, transformers {hw['transformers']}",
+        f"Wall time of the runs phase: {wall / 60:.1f} min", "",
+        "Files: accuracy.md (the table), selection.md (validation grid), efficiency.md, robustness-<task>.md/.png,",
+        "results.json (every run), config.yaml (the config used).", "", accuracy, efficiency]) + "\n")
+    log(accuracy)
+    log(efficiency)
+    return {"out": str(out), "summary": summary, "chosen": chosen, "rows": rows, "teacher": teacher, "wall_s": wall}

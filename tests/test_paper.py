@@ -1,0 +1,139 @@
+"""`pst experiment paper` at toy scale on the CPU: the driver, not the result.
+
+A two-layer random student for a few steps exercises every step the GPU run takes: replay harvest,
+embedding, the validation grid, second seeds, test evaluation, robustness and the result files.
+Its numbers mean nothing and are never written outside tmp_path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pst_core.config import from_dict, load_file
+from pst_core.evaluate import paper
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_paper_config_is_valid_for_every_stage():
+    from pst_core.embed import EmbedConfig
+    from pst_core.evaluate.config import EvalConfig
+    from pst_core.evaluate.robustness import RobustnessConfig
+    from pst_core.harvest.config import HarvestConfig
+    from pst_core.prepare import PrepareConfig
+    from pst_core.train.config import resolve
+
+    cfg = from_dict(paper.PaperConfig, load_file(REPO / "configs" / "paper.yaml"))
+    from_dict(PrepareConfig, cfg.prepare)
+    from_dict(HarvestConfig, cfg.harvest, teacher="t", task="svamp")
+    from_dict(EmbedConfig, cfg.embed)
+    from_dict(EvalConfig, cfg.evaluate)
+    from_dict(RobustnessConfig, {k: v for k, v in cfg.robustness.items() if k != "tasks"}, task="svamp", teacher="t")
+    assert cfg.strategies == paper.STRATEGY_NAMES and len(cfg.tasks) >= 4 and len(cfg.seeds) >= 2
+    for strategy in cfg.strategies:
+        for point in paper.candidates(cfg, strategy):
+            resolve(paper.run_options(cfg, "svamp", strategy, 0, point))
+    assert len(paper.candidates(cfg, "pst")) == 4 and len(paper.candidates(cfg, "prefix")) == 2
+
+
+def test_bad_grid_is_one_clear_error():
+    from pst_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="search values must be non-empty lists"):
+        paper.PaperConfig(search={"lr": 0.001})
+    with pytest.raises(ConfigError, match="unknown strategies"):
+        paper.PaperConfig(strategies=["pst", "cot"])
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory, datasets_dir):
+    """Both phases once: 2 tasks x (pre_thinking, pst) x 2 seeds, a grid of 2 (pre) and 4 (pst) candidates."""
+    from flows.quickstart import quiet_libraries, tiny_student
+    from pst_core.commands.evaluate import train_fn
+
+    base = tmp_path_factory.mktemp("paper")
+    root = str(base / "store")
+    quiet_libraries()
+    cfg = paper.PaperConfig(
+        tasks=["multiarith", "coin_flip"], strategies=["pre_thinking", "pst"], seeds=[0, 1], out=str(base / "results"),
+        harvest={"limit": 48}, embed={"batch_size": 64},
+        train={"student": tiny_student(root), "max_steps": 6, "eval_every": 3, "batch_size": 8, "max_val_examples": 6,
+               "eval_max_new_tokens": 12, "progress": False, "lr": 3e-3},
+        search={"lr": [1e-3, 3e-3], "pst": {"lambda_sem": [0.5, 1.0]}},
+        evaluate={"max_examples": 12, "max_new_tokens": 16, "batch_size": 12, "bootstrap_samples": 50},
+        robustness={"tasks": ["multiarith"], "strategies": ["pre_thinking", "pst"], "rates": [0.0, 0.5]})
+    logs: list[str] = []
+    data = paper.prepare_data(cfg, root, str(datasets_dir), log=logs.append)
+    result = paper.run_runs(cfg, root, str(datasets_dir), train_fn(root), log=logs.append, command="pst experiment paper --toy")
+    return {"cfg": cfg, "root": root, "data": data, "result": result, "base": base, "datasets": datasets_dir}
+
+
+def test_data_phase_harvests_through_the_replay_teacher_and_embeds(toy):
+    harvested = {(h["task"], h["split"]): h for h in toy["data"]["harvested"]}
+    assert set(harvested) == {(t, s) for t in ("multiarith", "coin_flip") for s in ("train", "validation")}
+    assert all(h["sent"] > 0 and h["failed"] == 0 for h in harvested.values())
+    assert (Path(toy["root"]) / "embeddings").is_dir()
+
+
+def test_grid_is_chosen_on_validation_only_and_reused_as_the_first_seed(toy):
+    root, cfg, chosen = Path(toy["root"]), toy["cfg"], toy["result"]["chosen"]
+    for (task, strategy), pick in chosen.items():
+        scores = {}
+        for k in range(len(paper.candidates(cfg, strategy))):
+            run = root / "runs" / paper.run_id(cfg, task, strategy, k, 0)
+            tm = json.loads((run / "train_metrics.json").read_text())
+            assert json.loads((run / "config.json").read_text())["select_by"] == "exact_match"
+            scores[k] = tm["best"]["val_exact_match"]
+            assert not (run / "metrics.json").exists() or k == pick["candidate"]  # only the chosen one sees test
+        assert pick["candidate"] == max(scores, key=lambda k: (scores[k], -k))
+        assert len(pick["grid"]) == (4 if strategy == "pst" else 2)
+
+
+def test_accuracy_table_is_the_mean_over_seeds_of_the_test_predictions(toy):
+    root, cfg, result = Path(toy["root"]), toy["cfg"], toy["result"]
+    for row in result["summary"]:
+        runs = [r for r in result["rows"] if (r["task"], r["strategy"]) == (row["task"], row["strategy"])]
+        assert sorted(r["seed"] for r in runs) == [0, 1]
+        accs = []
+        for r in runs:
+            preds = pq.read_table(root / "runs" / r["run_id"] / "predictions.parquet").to_pylist()
+            assert len(preds) == 12
+            accs.append(sum(p["correct"] for p in preds) / len(preds))
+        assert row["mean"] == pytest.approx(sum(accs) / 2)
+    out = Path(result["out"])
+    names = {p.name for p in out.iterdir()}
+    assert {"accuracy.md", "selection.md", "efficiency.md", "results.json", "README.md", "robustness-multiarith.md",
+            "robustness-multiarith.png"} <= names
+    table = (out / "accuracy.md").read_text()
+    assert "| multiarith |" in table and "| coin_flip |" in table and "teacher" in table
+    assert "pst experiment paper --toy" in (out / "README.md").read_text()
+    assert "pre_thinking new tokens" in (out / "efficiency.md").read_text()
+
+
+def test_teacher_accuracy_is_the_recorded_teachers_on_the_same_test_questions(toy):
+    teacher = toy["result"]["teacher"]
+    for task in ("multiarith", "coin_flip"):
+        assert teacher[task]["n"] == teacher[task]["test_n"] > 0  # every test question has a recorded answer
+        assert 0.5 < teacher[task]["accuracy"] <= 1.0
+
+
+def test_robustness_reuses_the_final_clean_runs_and_a_rerun_trains_nothing(toy, monkeypatch):
+    from pst_core.commands.evaluate import train_fn
+    from pst_core.train import loop
+
+    root, cfg = Path(toy["root"]), toy["cfg"]
+    runs = {p.name for p in (root / "runs").iterdir()}
+    assert not [r for r in runs if "clean" in r]  # p = 0 is the final seed-0 run, not a new one
+    assert [r for r in runs if "robustness-multiarith" in r and "shuffle050" in r]
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished experiment retrained a run")
+
+    monkeypatch.setattr(loop, "fit", no_training)
+    again = paper.run_runs(cfg, str(root), str(toy["datasets"]), train_fn(str(root)), log=lambda _: None)
+    assert again["summary"] == toy["result"]["summary"]
