@@ -54,7 +54,7 @@ def test_bad_grid_is_one_clear_error():
 def toy(tmp_path_factory, datasets_dir):
     """Both phases once: 2 tasks x (pre_thinking, pst) x 2 seeds, a grid of 2 (pre) and 4 (pst) candidates."""
     from flows.quickstart import quiet_libraries, tiny_student
-    from pst_core.commands.evaluate import train_fn
+    from pst_core.train.run import train_fn
 
     base = tmp_path_factory.mktemp("paper")
     root = str(base / "store")
@@ -123,7 +123,7 @@ def test_teacher_accuracy_is_the_recorded_teachers_on_the_same_test_questions(to
 
 
 def test_robustness_reuses_the_final_clean_runs_and_a_rerun_trains_nothing(toy, monkeypatch):
-    from pst_core.commands.evaluate import train_fn
+    from pst_core.train.run import train_fn
     from pst_core.train import loop
 
     root, cfg = Path(toy["root"]), toy["cfg"]
@@ -137,3 +137,50 @@ def test_robustness_reuses_the_final_clean_runs_and_a_rerun_trains_nothing(toy, 
     monkeypatch.setattr(loop, "fit", no_training)
     again = paper.run_runs(cfg, str(root), str(toy["datasets"]), train_fn(str(root)), log=lambda _: None)
     assert again["summary"] == toy["result"]["summary"]
+
+
+BARE_MISSING = ("prefect", "openai", "datasets", "aiohttp", "typer", "matplotlib")
+
+
+def bare_site(tmp: Path) -> Path:
+    """This venv's site-packages without the packages a bare GPU machine lacks (links, nothing copied)."""
+    import site
+
+    site_dir = Path(next(p for p in site.getsitepackages() if p.endswith("site-packages")))
+    bare = tmp / "bare-site"
+    bare.mkdir()
+    for entry in site_dir.iterdir():
+        top = entry.name.split("-")[0].split(".")[0].lower()
+        if top not in BARE_MISSING and not entry.name.endswith(".pth"):
+            (bare / entry.name).symlink_to(entry)
+    return bare
+
+
+def test_runs_phase_needs_only_torch_and_transformers_and_plots_are_drawn_later(toy, tmp_path):
+    """As on the lent GPU machine: no prefect, openai, datasets, aiohttp, typer or matplotlib installed."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    out = tmp_path / "bare-results"
+    config = tmp_path / "bare.yaml"
+    config.write_text(yaml.safe_dump({
+        "tasks": ["multiarith"], "strategies": ["pst"], "seeds": [0], "name": "bare", "out": str(out),
+        "train": {k: toy["cfg"].train[k] for k in ("student", "batch_size", "max_val_examples", "eval_max_new_tokens")}
+        | {"max_steps": 4, "eval_every": 2},
+        "evaluate": {"max_examples": 8, "max_new_tokens": 8, "bootstrap_samples": 20},
+        "robustness": {"tasks": ["multiarith"], "strategies": ["pst"], "rates": [0.0, 0.5]}}))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": f"{REPO}:{bare_site(tmp_path)}",
+           "PST_DATA_DIR": toy["root"], "PST_DATASETS_DIR": str(toy["datasets"]), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-S", "-m", "pst_core.evaluate.paper", "--config", str(config), "--phase", "runs"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "matplotlib is not installed" in proc.stdout
+    assert (out / "accuracy.md").is_file() and not (out / "robustness-multiarith.png").exists()
+    bad = subprocess.run([sys.executable, "-S", "-m", "pst_core.evaluate.paper", "--config", str(config), "--phase", "train"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+    paper.plots(out, log=lambda _: None)  # here matplotlib is installed
+    assert (out / "robustness-multiarith.png").stat().st_size > 10_000

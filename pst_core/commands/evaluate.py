@@ -73,6 +73,7 @@ def robustness(
     from pst_core.config import from_dict, load_file
     from pst_core.evaluate.config import EvalConfig
     from pst_core.evaluate.robustness import RobustnessConfig, run_robustness
+    from pst_core.train.run import train_fn
 
     values: dict[str, Any] = load_file(config) if config else {}
     eval_values = values.pop("eval", {}) or {}
@@ -89,40 +90,14 @@ def robustness(
 @experiment_app.command("paper")
 def paper(
     config: str = typer.Option("configs/paper.yaml", "--config", help="YAML/JSON with PaperConfig options."),
-    phase: str = typer.Option("all", help="data (prepare, replay-harvest, embed: CPU is enough), runs (train, evaluate: GPU), or all."),
+    phase: str = typer.Option("all", help="data (prepare, replay-harvest, embed: CPU is enough), runs (train, evaluate: GPU), all (both), "
+                                            "or plots (draw robustness plots from results.json)."),
     out: str = typer.Option(None, help="Result folder (default: the config's `out`, bench/results/paper)."),
 ) -> None:
     """The paper experiment: every strategy on the recorded teacher's rationales, options chosen on validation, seeds on test."""
-    import shlex
-    import sys
+    from pst_core.evaluate import paper as experiment
 
-    from pst_core.config import from_dict, load_file
-    from pst_core.errors import ConfigError
-    from pst_core.evaluate.paper import PHASES, PaperConfig, prepare_data, run_runs
-
-    if phase not in (*PHASES, "all"):
-        raise ConfigError(f"--phase must be one of {', '.join(PHASES)}, all")
-    cfg = from_dict(PaperConfig, load_file(config), out=out)
-    root, datasets = settings.data_root(), settings.datasets_dir()
-    if phase in ("data", "all"):
-        if datasets is None or not datasets.is_dir():
-            raise ConfigError("the paper experiment replays recorded teacher outputs: set PST_DATASETS_DIR to the datasets folder")
-        prepare_data(cfg, root, str(datasets), log=typer.echo)
-    if phase in ("runs", "all"):
-        command = "pst " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        run_runs(cfg, root, str(datasets) if datasets and datasets.is_dir() else None, train_fn(root), log=typer.echo,
-                 command=command, config_text=Path(config).read_text())
-
-
-def train_fn(root: str):
-    """The training entry point the experiment calls: (options, run_id) -> run dir."""
-    from pst_core.train.config import resolve
-    from pst_core.train.run import train
-
-    def run(options: dict[str, Any], run_id: str) -> Path:
-        return Path(train(resolve(options), root, run_id=run_id)[0])
-
-    return run
+    experiment.run(config, phase, out, log=typer.echo)
 
 
 def register(app: typer.Typer) -> None:

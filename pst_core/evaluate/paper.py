@@ -14,7 +14,8 @@ Results go to `out` (default bench/results/paper/): accuracy.md/.json (task x st
 spread over seeds, with the teacher's own accuracy on the same test questions), selection.md (the
 validation score of every candidate), efficiency.md (Pre-Thinking against PST: new tokens and
 latency per example on the same test sets), robustness-<task>.md/.png, and README.md with the
-command, config, hardware and wall time.
+command, config, hardware and wall time. A third phase, `plots`, draws the robustness plots from
+results.json where the runs phase had no matplotlib (a bare GPU machine).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pst_core.evaluate.config import EvalConfig
 from pst_core.evaluate.runner import output_names, write_json
 
 STRATEGY_NAMES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
-PHASES = ("data", "runs")
+PHASES = ("data", "runs", "plots")
 TrainFn = Callable[[dict[str, Any], str], str | Path]  # (training options, run_id) -> run dir
 EvalFn = Callable[[Path, EvalConfig], dict[str, Any]]
 Log = Callable[[str], None]
@@ -125,11 +126,13 @@ def prepare_data(cfg: PaperConfig, root: str, datasets_dir: str, log: Log = prin
         for task, split in itertools.product(cfg.tasks, ("train", "validation")):
             summary = harvest(from_dict(HarvestConfig, {"progress": False, **cfg.harvest, "teacher": cfg.teacher, "task": task, "split": split}),
                               root, datasets_dir=datasets_dir)
-            harvested.append({"task": task, "split": split, **summary.as_dict()})
-            log(f"harvested {task}/{split}: {summary.as_dict()}")
+            h = summary.as_dict()
+            harvested.append({"task": task, "split": split, **h})
+            log(f"harvested {task}/{split}: {h['requested']} questions, {h['cache_hits']} cached, {h['failed']} failed, "
+                f"teacher correct {100 * (h.get('correct_rate') or 0):.1f} %")
     embedded = embed_rationales(from_dict(EmbedConfig, {**cfg.embed, "teacher": cfg.teacher}), root, progress=False)
-    log(f"embedded: {embedded}")
-    return {"prepared": counts, "harvested": harvested, "embedded": str(embedded)}
+    log(f"embedded {embedded.embedded} new rationale texts ({embedded.already_embedded} already embedded)")
+    return {"prepared": counts, "harvested": harvested, "embedded": embedded.embedded}
 
 
 # --------------------------------------------------------------------------- phase 2: runs
@@ -303,7 +306,8 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
 
         result = run_robustness(rcfg, eval_cfg, root, robust_train, eval_fn, log)
         for ext in ("md", "png"):
-            (out / f"robustness-{task}.{ext}").write_bytes((Path(result["dir"]) / f"robustness.{ext}").read_bytes())
+            if (Path(result["dir"]) / f"robustness.{ext}").is_file():
+                (out / f"robustness-{task}.{ext}").write_bytes((Path(result["dir"]) / f"robustness.{ext}").read_bytes())
         robust.append({"task": task, "summary": result["summary"]})
 
     wall = time.perf_counter() - start
@@ -328,3 +332,65 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
     log(accuracy)
     log(efficiency)
     return {"out": str(out), "summary": summary, "chosen": chosen, "rows": rows, "teacher": teacher, "wall_s": wall}
+
+
+def plots(out: str | Path, log: Log = print) -> list[Path]:
+    """Draw the robustness plots from `out`/results.json (for results made where matplotlib is absent)."""
+    from pst_core.evaluate.robustness import RobustnessConfig, plot
+
+    results = json.loads((Path(out) / "results.json").read_text())
+    teacher, split = results["config"]["teacher"], results["eval_config"]["split"]
+    drawn = [plot(r["summary"], Path(out) / f"robustness-{r['task']}.png", RobustnessConfig(task=r["task"], teacher=teacher), split)
+             for r in results["robustness"]]
+    log(f"drew {', '.join(str(p) for p in drawn) or 'nothing (no robustness results)'}")
+    return drawn
+
+
+def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log = print) -> dict[str, Any]:
+    """`pst experiment paper`: load the config, then run the data phase, the runs phase, or both."""
+    import shlex
+
+    from pst_core import settings
+    from pst_core.config import load_file
+    from pst_core.errors import ConfigError
+    from pst_core.train.run import train_fn
+
+    if phase not in (*PHASES, "all"):
+        raise ConfigError(f"phase must be one of {', '.join(PHASES)}, all (got {phase!r})")
+    cfg = from_dict(PaperConfig, load_file(config), out=out)
+    root, found = settings.data_root(), settings.datasets_dir()
+    datasets = str(found) if found is not None and found.is_dir() else None
+    result: dict[str, Any] = {}
+    if phase in ("data", "all"):
+        if datasets is None:
+            raise ConfigError("the paper experiment replays recorded teacher outputs: set PST_DATASETS_DIR to the datasets folder")
+        result["data"] = prepare_data(cfg, root, datasets, log)
+    if phase in ("runs", "all"):
+        command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+        result["runs"] = run_runs(cfg, root, datasets, train_fn(root), log=log, command=command, config_text=Path(config).read_text())
+    if phase == "plots":
+        result["plots"] = plots(cfg.out, log)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m pst_core.evaluate.paper`: the same as `pst experiment paper`, with only torch/transformers
+    installed (no typer, prefect or openai: how it runs on a bare GPU machine)."""
+    import argparse
+
+    from pst_core.errors import PstError
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="configs/paper.yaml")
+    p.add_argument("--phase", default="all", choices=[*PHASES, "all"])
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    try:
+        run(args.config, args.phase, args.out)
+    except PstError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -95,8 +95,12 @@ def run_robustness(cfg: RobustnessConfig, eval_cfg: EvalConfig, root: str, train
     write_json(out_dir / "results.json", {"config": to_dict(cfg), "eval_config": to_dict(eval_cfg), "rows": rows})
     summary = aggregate(rows)
     (out_dir / "robustness.md").write_text(markdown(summary, cfg, eval_cfg.split))
-    png = plot(summary, out_dir / "robustness.png", cfg, eval_cfg.split)
-    return {"rows": rows, "summary": summary, "dir": str(out_dir), "png": str(png)}
+    try:
+        png: Path | None = plot(summary, out_dir / "robustness.png", cfg, eval_cfg.split)
+    except ImportError:  # a bare GPU machine: the numbers are in results.json, draw them elsewhere
+        png = None
+        log("matplotlib is not installed: robustness.png not drawn (pip install matplotlib, or `--phase plots` of the paper driver)")
+    return {"rows": rows, "summary": summary, "dir": str(out_dir), "png": str(png) if png else None}
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,13 @@ def _validation(root: str, cfg: TrainConfig, strategy: Any) -> tuple[data.TrainD
         raise DataError(f"no usable {cfg.teacher} rationales for {cfg.task}/validation, so validation loss is undefined: "
                         "harvest the validation split or set select_by: exact_match")
     return val, questions
+
+
+def train_fn(root: str) -> Callable[[dict[str, Any], str], Path]:
+    """The training entry point experiments call: (options, run_id) -> run dir (finished runs are reused)."""
+    from pst_core.train.config import resolve
+
+    def run(options: dict[str, Any], run_id: str) -> Path:
+        return Path(train(resolve(options), root, run_id=run_id)[0])
+
+    return run
