@@ -19,10 +19,11 @@ from typing import Any
 
 from pst_core.config import load_file
 from pst_core.errors import ConfigError
+from pst_core.train.strategies import STRATEGIES as STRATEGY_REGISTRY
 
 SECTIONS = ("prepare", "harvest", "embed", "train", "evaluate", "report")
 TOP_LEVEL = ("tasks", "strategies", "teachers", "quickstart_student")
-STRATEGIES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
+STRATEGIES = STRATEGY_REGISTRY.names()  # every registered strategy, in registration order
 
 
 def load(path: str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -44,7 +45,6 @@ def check_names(root: str, teachers: list[str] | None = None, tasks: list[str] |
     """Fail before any work when a teacher, task or strategy name is unknown (the error lists the valid ones)."""
     from pst_core import teachers as registry
     from pst_core.tasks import TASKS
-    from pst_core.train.strategies import STRATEGIES as STRATEGY_REGISTRY
 
     for name in teachers or []:
         registry.get(root, name)
@@ -63,5 +63,6 @@ def as_list(value: list[str] | str | None) -> list[str] | None:
 
 def train_options(section: dict[str, Any], strategy: str) -> dict[str, Any]:
     """The train section for one strategy: shared options plus that strategy's own sub-section."""
-    shared = {k: v for k, v in section.items() if k not in STRATEGIES}
-    return {**shared, **(section.get(strategy) or {})}
+    from pst_core.train.config import strategy_options
+
+    return strategy_options(section, strategy)

@@ -34,8 +34,10 @@ from typing import Any
 from pst_core.config import check, from_dict, option, to_dict
 from pst_core.evaluate.config import EvalConfig
 from pst_core.evaluate.runner import output_names, write_json
+from pst_core.train.config import strategy_options
+from pst_core.train.strategies import STRATEGIES
 
-STRATEGY_NAMES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
+STRATEGY_NAMES = STRATEGIES.names()
 PHASES = ("data", "runs", "plots")
 TrainFn = Callable[[dict[str, Any], str], str | Path]  # (training options, run_id) -> run dir
 EvalFn = Callable[[Path, EvalConfig], dict[str, Any]]
@@ -46,7 +48,7 @@ Log = Callable[[str], None]
 class PaperConfig:
     """One experiment; stage sections pass through to the stage configs."""
 
-    tasks: list[str] = option(["multiarith", "svamp", "date_understanding", "strategy_qa"], "Tasks (recorded train rationales needed).")
+    tasks: list[str] = option(["multiarith", "svamp", "date_understanding", "coin_flip"], "Tasks (recorded train rationales needed).")
     strategies: list[str] = option(list(STRATEGY_NAMES), "Strategies compared; every one gets the same training budget.")
     seeds: list[int] = option([0, 1], "Training seeds of the final runs; the first also runs the validation grid.")
     teacher: str = option("replay-davinci", "Name the replayed teacher is registered under (store partitions).")
@@ -75,11 +77,6 @@ class PaperConfig:
 def _flat_grid(search: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in search.items() if k not in STRATEGY_NAMES} | {
         f"{s}.{k}": v for s in STRATEGY_NAMES for k, v in (search.get(s) or {}).items()}
-
-
-def strategy_options(section: dict[str, Any], strategy: str) -> dict[str, Any]:
-    """Shared options plus `strategy`'s own sub-section (other strategies' sub-sections dropped)."""
-    return {k: v for k, v in section.items() if k not in STRATEGY_NAMES} | dict(section.get(strategy) or {})
 
 
 def candidates(cfg: PaperConfig, strategy: str) -> list[dict[str, Any]]:

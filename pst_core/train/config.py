@@ -134,6 +134,15 @@ def resolve(values: dict[str, Any] | None = None, **overrides: Any) -> TrainConf
     return from_dict(cls, merged)
 
 
+def strategy_options(section: dict[str, Any], strategy: str) -> dict[str, Any]:
+    """A config section for one strategy: its shared options plus that strategy's own sub-section
+    (`{lr: 1e-4, pst: {lambda_sem: 0.5}}`); other strategies' sub-sections are dropped."""
+    from pst_core.train.strategies import STRATEGIES
+
+    names = set(STRATEGIES.names())
+    return {k: v for k, v in section.items() if k not in names} | dict(section.get(strategy) or {})
+
+
 def replace(cfg: TrainConfig, **changes: Any) -> TrainConfig:
     """A copy of `cfg` with some fields changed (re-checked)."""
     return dataclasses.replace(cfg, **changes)
