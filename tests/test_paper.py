@@ -137,6 +137,7 @@ def test_robustness_reuses_the_final_clean_runs_and_a_rerun_trains_nothing(toy, 
     monkeypatch.setattr(loop, "fit", no_training)
     again = paper.run_runs(cfg, str(root), str(toy["datasets"]), train_fn(str(root)), log=lambda _: None)
     assert again["summary"] == toy["result"]["summary"]
+    assert again["wall_s"] > toy["result"]["wall_s"] > 0  # wall time adds up over calls
 
 
 BARE_MISSING = ("prefect", "openai", "datasets", "aiohttp", "typer", "matplotlib")

@@ -10,11 +10,11 @@ Two phases, so the GPU is spent on training and generation only:
   chosen options; evaluate every final run on test; run the robustness experiment on its tasks.
   Every step skips work whose outputs exist, so a killed run resumes.
 
-Results go to `out` (default bench/results/paper/): accuracy.md/.json (task x strategy, mean and
+Results go to `out` (default bench/results/paper/): accuracy.md (task x strategy, mean and
 spread over seeds, with the teacher's own accuracy on the same test questions), selection.md (the
 validation score of every candidate), efficiency.md (Pre-Thinking against PST: new tokens and
-latency per example on the same test sets), robustness-<task>.md/.png, and README.md with the
-command, config, hardware and wall time. A third phase, `plots`, draws the robustness plots from
+latency per example on the same test sets), robustness-<task>.md/.png, results.json (every run),
+config.yaml, and README.md with the command, hardware and wall time. A third phase, `plots`, draws the robustness plots from
 results.json where the runs phase had no matplotlib (a bare GPU machine).
 """
 
@@ -273,7 +273,17 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
     from pst_core.evaluate.robustness import RobustnessConfig, run_robustness
     from pst_core.evaluate.runner import evaluate_run
 
-    start = time.perf_counter()
+    # Wall time adds up over calls (a GPU session runs this repeatedly under `timeout`): every log
+    # line records the total so far, so a killed call loses at most the run it was in.
+    start, wall_file = time.perf_counter(), Path(root) / "experiments" / cfg.name / "wall.json"
+    before = json.loads(wall_file.read_text())["seconds"] if wall_file.is_file() else 0.0
+    wall_file.parent.mkdir(parents=True, exist_ok=True)
+    outer_log = log
+
+    def log(message: str) -> None:
+        write_json(wall_file, {"seconds": before + time.perf_counter() - start})
+        outer_log(message)
+
     eval_cfg = from_dict(EvalConfig, {**cfg.evaluate, "split": "test"})
     evaluate = eval_fn or (lambda run_dir, ecfg: evaluate_run(run_dir, ecfg, root=root))
 
@@ -307,7 +317,8 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
                 (out / f"robustness-{task}.{ext}").write_bytes((Path(result["dir"]) / f"robustness.{ext}").read_bytes())
         robust.append({"task": task, "summary": result["summary"]})
 
-    wall = time.perf_counter() - start
+    wall = before + time.perf_counter() - start
+    write_json(wall_file, {"seconds": wall})
     accuracy = accuracy_markdown(summary, teacher, cfg)
     efficiency = efficiency_markdown(summary, cfg, eval_cfg.batch_size)
     (out / "accuracy.md").write_text(accuracy)
@@ -317,13 +328,13 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
     write_json(out / "results.json", {
         "config": to_dict(cfg), "eval_config": to_dict(eval_cfg), "hardware": hw, "wall_s": wall, "command": command,
         "teacher_accuracy": teacher, "runs": rows, "summary": summary, "robustness": robust,
-        "chosen": [{"task": t, "strategy": s, **{k: v for k, v in p.items()}} for (t, s), p in chosen.items()]})
+        "chosen": [{"task": t, "strategy": s, **p} for (t, s), p in chosen.items()]})
     if config_text:
         (out / "config.yaml").write_text(config_text)
     (out / "README.md").write_text("\n".join([
         "# Paper experiment: PST against its baselines", "",
         f"Command: `{command}`" if command else "", f"Hardware: {hw['device']}; torch {hw['torch']}, transformers {hw['transformers']}",
-        f"Wall time of the runs phase: {wall / 60:.1f} min", "",
+        f"Wall time of the runs phase: {wall / 60:.1f} min (summed over its calls)", "",
         "Files: accuracy.md (the table), selection.md (validation grid), efficiency.md, robustness-<task>.md/.png,",
         "results.json (every run), config.yaml (the config used).", "", accuracy, efficiency]) + "\n")
     log(accuracy)
