@@ -108,7 +108,9 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
             with torch.no_grad(), acc.autocast():
                 for i in range(rank * cfg.batch_size, len(order), world * cfg.batch_size):
                     b = to_device(order[i:i + cfg.batch_size], val_tok, val.targets)
-                    loss, terms = strategy.loss(StepOutput(**module(**{k: v for k, v in b.items() if k not in NOT_MODEL_INPUTS})), b)
+                    # The unwrapped module: DDP's forward broadcasts buffers (a collective), and ranks
+                    # hold different numbers of validation batches.
+                    loss, terms = strategy.loss(StepOutput(**inner(**{k: v for k, v in b.items() if k not in NOT_MODEL_INPUTS})), b)
                     w = len(b["view"])
                     for k, v in {"loss": loss, **terms, "n": 1.0}.items():
                         sums[k] = sums.get(k, 0.0) + float(v) * w
