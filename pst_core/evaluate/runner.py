@@ -82,7 +82,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, *, root: st
 
         if not (run_dir / "config.json").is_file():
             raise DataError(f"run dir {run_dir} has no config.json: train it first with `pst train`")
-        loaded = load_run(run_dir, device=device)
+        loaded = load_run(run_dir, device=device, dtype=cfg.torch_dtype(device))
     train_cfg = run_config(loaded)
     task = train_cfg.get("task")
     rows = examples.load(root, task, cfg.split)

@@ -101,17 +101,19 @@ def load_config(run_dir: str | Path) -> TrainConfig:
     return resolve(json.loads(path.read_text()))
 
 
-def load_run(run_dir: str, device: str = "cpu") -> LoadedRun:
-    """Load a run's best checkpoint (model in eval mode, tokenizer, bound strategy, head)."""
+def load_run(run_dir: str, device: str = "cpu", dtype: str = "float32") -> LoadedRun:
+    """Load a run's best checkpoint (model in eval mode, tokenizer, bound strategy, head) in `dtype`."""
+    import torch
+
     cfg = load_config(run_dir)
     folder = Path(run_dir) / BEST
     if not (folder / "config.json").is_file():
         raise DataError(f"{run_dir} has no checkpoint/ yet: training did not reach a validation")
     model, tokenizer, enc_dec = students.load_student(str(folder))
-    model.to(device).eval()
+    model.to(device=device, dtype=getattr(torch, dtype)).eval()
     head = students.load_head(folder, device)
     if head is not None:
-        head.eval()
+        head.to(dtype=getattr(torch, dtype)).eval()
     strategy = get_strategy(cfg.strategy, cfg).bind(tokenizer)
     return LoadedRun(model, tokenizer, strategy, cfg, head, enc_dec)
 

@@ -115,7 +115,8 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
                     for k, v in {"loss": loss, **terms, "n": 1.0}.items():
                         sums[k] = sums.get(k, 0.0) + float(v) * w
         if cfg.select_by == "exact_match" and val_questions:
-            sums["hits"] = float(generate.hits(inner.model, tokenizer, strategy, val_questions[rank::world], cfg.eval_max_new_tokens))
+            with acc.autocast():  # bf16 decoding on GPU, as the test evaluation does
+                sums["hits"] = float(generate.hits(inner.model, tokenizer, strategy, val_questions[rank::world], cfg.eval_max_new_tokens))
         if world > 1:
             from accelerate.utils import gather_object
 
