@@ -111,6 +111,11 @@ def _sources(task: str, datasets_dir: Path, teacher: str | None) -> Iterator[tup
         yield from _palm(task, datasets_dir)
 
 
+def _choice_letters(question: str, answer_type: str) -> list[str] | None:
+    """The option letters a multiple-choice question offers ("(A)" ... "(F)"), so "F" can be parsed."""
+    return [c for c in "ABCDEFGHIJ" if f"({c})" in question] if answer_type == "choice" else None
+
+
 def _completion_data(task: str, path: Path, answer_type: str) -> Iterator[RecordedOutput]:
     data = loaders.read_json(path)["data"]
     for key in sorted(data, key=int):
@@ -119,13 +124,14 @@ def _completion_data(task: str, path: Path, answer_type: str) -> Iterator[Record
                 task, make_id(task, int(c["sample_index"])), int(c["sample_index"]), c["question"],
                 c["reasoning_completion"].strip(), c["reasoning_completion"], c.get("completion"),
                 "text-davinci-002", path.name, int(c.get("completion_index", 0)),
-                answers.extract(c.get("completion") or "", answer_type), answers.normalize(str(c["answer"]), answer_type),
+                answers.extract(c.get("completion") or "", answer_type, _choice_letters(c["question"], answer_type)),
+                answers.normalize(str(c["answer"]), answer_type),
             )
 
 
 def _zero_shot_log(task: str, path: Path, answer_type: str) -> Iterator[RecordedOutput]:
     for r in loaders.read_json(path, lines=True):
-        choices = [c for c in "ABCDEFGHIJ" if f"({c})" in r["question"]] if answer_type == "choice" else None
+        choices = _choice_letters(r["question"], answer_type)
         index = int(r["finetune_cot_sample_index"])
         yield RecordedOutput(
             task, make_id(task, index), index, r["question"], r["rationale"].strip(), r["rationale"],

@@ -93,3 +93,11 @@ def test_palm_output_is_cut_like_the_official_loader() -> None:
     assert _palm_answer("anli1", " neutral.") == "B"
     assert _cut_palm("no answer sentence", "Q:", "So the answer is") == ("no answer sentence", None)
     assert answers.normalize("450.0", "number") == "450"
+
+
+def test_choice_answers_past_e_are_parsed_from_completion_data(datasets_dir: Path) -> None:
+    """date_understanding offers (A)-(F): a recorded "(F)" must count as F, not as no answer."""
+    recs = [r for r in load_recorded("date_understanding", datasets_dir, "text-davinci-002") if r.source_file.startswith("D_")]
+    assert recs and any(r.predicted_answer == "F" for r in recs)
+    unparsed = [r for r in recs if r.predicted_answer is None and "(F)" in (r.answer_completion or "")]
+    assert not unparsed
