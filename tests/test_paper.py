@@ -48,6 +48,8 @@ def test_bad_grid_is_one_clear_error():
         paper.PaperConfig(search={"lr": 0.001})
     with pytest.raises(ConfigError, match="unknown strategies"):
         paper.PaperConfig(strategies=["pst", "cot"])
+    with pytest.raises(ConfigError, match="robustness tasks and strategies must be among"):
+        paper.PaperConfig(tasks=["svamp"], robustness={"tasks": ["gsm8k"]})
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,8 @@ def test_data_phase_harvests_through_the_replay_teacher_and_embeds(toy):
     assert set(harvested) == {(t, s) for t in ("multiarith", "coin_flip") for s in ("train", "validation")}
     assert all(h["sent"] > 0 and h["failed"] == 0 for h in harvested.values())
     assert (Path(toy["root"]) / "embeddings").is_dir()
+    stored = json.loads((Path(toy["root"]) / "experiments" / "paper" / "teacher.json").read_text())
+    assert stored == toy["data"]["teacher"] == toy["result"]["teacher"]  # carried to machines without the datasets folder
 
 
 def test_grid_is_chosen_on_validation_only_and_reused_as_the_first_seed(toy):
@@ -185,3 +189,47 @@ def test_runs_phase_needs_only_torch_and_transformers_and_plots_are_drawn_later(
 
     paper.plots(out, log=lambda _: None)  # here matplotlib is installed
     assert (out / "robustness-multiarith.png").stat().st_size > 10_000
+
+
+def test_changed_evaluation_settings_evaluate_again_without_training(toy, monkeypatch, tmp_path):
+    import dataclasses
+
+    from pst_core.train import loop
+    from pst_core.train.run import train_fn
+
+    monkeypatch.setattr(loop, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    cfg = dataclasses.replace(toy["cfg"], evaluate={**toy["cfg"].evaluate, "max_new_tokens": 12}, out=str(tmp_path / "r"))
+    seen = []
+
+    def fake_eval(run_dir, ecfg):
+        seen.append((Path(run_dir).name, ecfg.max_new_tokens))
+        return {"accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 12, "mean_new_tokens": 3.0, "mean_latency_ms": 1.0}
+
+    paper.run_runs(cfg, toy["root"], None, train_fn(toy["root"]), eval_fn=fake_eval, log=lambda _: None)
+    finals = {r["run_id"] for r in toy["result"]["rows"]}
+    assert finals <= {name for name, _ in seen} and {n for _, n in seen} == {12}
+    # without the datasets folder the teacher column comes from the data phase's teacher.json
+    assert "| multiarith | 12 |" in (tmp_path / "r" / "accuracy.md").read_text()
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["teacher_accuracy"] == toy["result"]["teacher"]
+
+
+
+def test_a_run_carried_back_without_its_checkpoint_is_trained_again(toy, monkeypatch, tmp_path):
+    """Results copied back from a lease that ended keep json files only: an unevaluated run is retrained, once."""
+    import dataclasses
+    import shutil
+
+    from pst_core.train import loop
+    from pst_core.train.run import train_fn
+
+    rid = next(r["run_id"] for r in toy["result"]["rows"] if r["seed"] == 1)
+    run = Path(toy["root"]) / "runs" / rid
+    shutil.rmtree(run / "checkpoint")
+    (run / "metrics.json").unlink()
+    fits = []
+    real_fit = loop.fit
+    monkeypatch.setattr(loop, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    cfg = dataclasses.replace(toy["cfg"], out=str(tmp_path / "r"))
+    again = paper.run_runs(cfg, toy["root"], str(toy["datasets"]), train_fn(toy["root"]), log=lambda _: None)
+    assert len(fits) == 1 and (run / "checkpoint" / "config.json").is_file() and (run / "metrics.json").is_file()
+    assert rid in {r["run_id"] for r in again["rows"]}

@@ -20,13 +20,16 @@ results.json where the runs phase had no matplotlib (a bare GPU machine).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import platform
+import signal
 import statistics
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,11 @@ class PaperConfig:
               "search values must be non-empty lists, e.g. search: {lr: [1e-4, 3e-4], pst: {lambda_sem: [0.5, 1.0]}}")
         check(self.train.get("select_by", "exact_match") == "exact_match", name,
               "the grid is chosen by validation exact match: leave train.select_by unset")
+        outside = [t for t in self.robustness.get("tasks", []) if t not in self.tasks] + [
+            s for s in self.robustness.get("strategies", []) if s not in self.strategies]
+        check(not outside, name, f"robustness tasks and strategies must be among tasks and strategies (its p = 0 points are "
+                                 f"the final runs, trained with the options chosen there): {outside}")
+        check("train" not in self.robustness, name, "robustness runs use the chosen options of each strategy: drop robustness.train")
 
 
 def _flat_grid(search: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +137,15 @@ def prepare_data(cfg: PaperConfig, root: str, datasets_dir: str, log: Log = prin
                 f"teacher correct {100 * (h.get('correct_rate') or 0):.1f} %")
     embedded = embed_rationales(from_dict(EmbedConfig, {**cfg.embed, "teacher": cfg.teacher}), root, progress=False)
     log(f"embedded {embedded.embedded} new rationale texts ({embedded.already_embedded} already embedded)")
-    return {"prepared": counts, "harvested": harvested, "embedded": embedded.embedded}
+    teacher = teacher_accuracy(cfg, root, datasets_dir)  # kept in the store: a GPU machine has no datasets folder
+    write_json(_teacher_file(cfg, root), teacher)
+    return {"prepared": counts, "harvested": harvested, "embedded": embedded.embedded, "teacher": teacher}
+
+
+def _teacher_file(cfg: PaperConfig, root: str) -> Path:
+    path = Path(root) / "experiments" / cfg.name / "teacher.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 # --------------------------------------------------------------------------- phase 2: runs
@@ -137,42 +153,62 @@ def prepare_data(cfg: PaperConfig, root: str, datasets_dir: str, log: Log = prin
 
 def best_val_exact_match(run_dir: Path) -> float:
     """The validation exact match of a run's kept checkpoint (what the grid is chosen by)."""
+    from pst_core.errors import DataError
+
     metrics = json.loads((run_dir / "train_metrics.json").read_text())
-    return float((metrics.get("best") or {}).get("val_exact_match", float("nan")))
+    value = (metrics.get("best") or {}).get("val_exact_match")
+    if value is None:
+        raise DataError(f"{run_dir} has no validation exact match to choose by: does {run_dir.name}'s task have validation examples?")
+    return float(value)
 
 
-def select(cfg: PaperConfig, train_fn: TrainFn, root: str, log: Log = print) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (task, strategy): train every grid candidate with the first seed, keep the best on validation."""
-    chosen = {}
-    for task, strategy in itertools.product(cfg.tasks, cfg.strategies):
-        scored = []
-        for k, point in enumerate(candidates(cfg, strategy)):
-            rid = run_id(cfg, task, strategy, k, cfg.seeds[0])
-            log(f"{rid}: training {point or 'defaults'}")
-            run_dir = Path(train_fn(run_options(cfg, task, strategy, cfg.seeds[0], point), rid))
-            scored.append({"candidate": k, "options": point, "val_exact_match": best_val_exact_match(run_dir), "run_id": rid})
-        best = max(scored, key=lambda s: (s["val_exact_match"], -s["candidate"]))  # ties: the first candidate
-        chosen[(task, strategy)] = {**best, "grid": scored}
-    return chosen
+def select(cfg: PaperConfig, task: str, strategy: str, train_fn: TrainFn, log: Log = print) -> dict[str, Any]:
+    """Train every grid candidate of (task, strategy) with the first seed; the best on validation is chosen."""
+    scored = []
+    for k, point in enumerate(candidates(cfg, strategy)):
+        rid = run_id(cfg, task, strategy, k, cfg.seeds[0])
+        log(f"{rid}: training {point or 'defaults'}")
+        run_dir = Path(train_fn(run_options(cfg, task, strategy, cfg.seeds[0], point), rid))
+        scored.append({"candidate": k, "options": point, "val_exact_match": best_val_exact_match(run_dir), "run_id": rid})
+    best = max(scored, key=lambda s: (s["val_exact_match"], -s["candidate"]))  # ties: the first candidate
+    return {**best, "grid": scored}
 
 
-def final_runs(cfg: PaperConfig, chosen: dict[tuple[str, str], dict[str, Any]], train_fn: TrainFn, eval_fn: EvalFn,
-               eval_cfg: EvalConfig, root: str, log: Log = print) -> list[dict[str, Any]]:
-    """Train the remaining seeds with the chosen options and evaluate every final run on test."""
-    metrics_name = output_names(eval_cfg.split)[1]
+def final_runs(cfg: PaperConfig, task: str, strategy: str, pick: dict[str, Any], train_fn: TrainFn, eval_fn: EvalFn,
+               eval_cfg: EvalConfig, log: Log = print) -> list[dict[str, Any]]:
+    """Every seed of the chosen options, trained (the first seed's is the grid run) and evaluated on test."""
     rows = []
-    for (task, strategy), pick in chosen.items():
-        for seed in cfg.seeds:
-            rid = run_id(cfg, task, strategy, pick["candidate"], seed)
-            metrics_path = Path(root) / "runs" / rid / metrics_name
-            if metrics_path.is_file():
-                metrics = json.loads(metrics_path.read_text())
-            else:
-                log(f"{rid}: training and evaluating on {eval_cfg.split}")
-                metrics = eval_fn(Path(train_fn(run_options(cfg, task, strategy, seed, pick["options"]), rid)), eval_cfg)
-            rows.append({"task": task, "strategy": strategy, "seed": seed, "run_id": rid,
-                         **{k: metrics[k] for k in ("accuracy", "ci_low", "ci_high", "n", "mean_new_tokens", "mean_latency_ms")}})
+    for seed in cfg.seeds:
+        rid = run_id(cfg, task, strategy, pick["candidate"], seed)
+        log(f"{rid}: final run, evaluated on {eval_cfg.split}")
+        metrics = eval_fn(Path(train_fn(run_options(cfg, task, strategy, seed, pick["options"]), rid)), eval_cfg)
+        rows.append({"task": task, "strategy": strategy, "seed": seed, "run_id": rid,
+                     **{k: metrics[k] for k in ("accuracy", "ci_low", "ci_high", "n", "mean_new_tokens", "mean_latency_ms")}})
     return rows
+
+
+def reusable_eval(evaluate: EvalFn, train_fn: TrainFn, log: Log) -> EvalFn:
+    """Evaluate a run unless its metrics were made with the same EvalConfig; a run whose training
+    finished but whose checkpoint is gone (results carried back from another machine) is retrained."""
+    import shutil
+
+    def run(run_dir: Path, ecfg: EvalConfig) -> dict[str, Any]:
+        done = Path(run_dir) / output_names(ecfg.split)[1]
+        if done.is_file():
+            metrics = json.loads(done.read_text())
+            if metrics.get("eval_config") == to_dict(ecfg):
+                return metrics
+            log(f"{Path(run_dir).name}: evaluated with other settings, evaluating again")
+        if not (Path(run_dir) / "checkpoint" / "config.json").is_file():
+            log(f"{Path(run_dir).name}: no checkpoint here, training again")
+            options = json.loads((Path(run_dir) / "config.json").read_text())
+            for stale in ("train_metrics.json", "last"):
+                path = Path(run_dir) / stale
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            run_dir = Path(train_fn(options, Path(run_dir).name))
+        return evaluate(run_dir, ecfg)
+
+    return run
 
 
 def teacher_accuracy(cfg: PaperConfig, root: str, datasets_dir: str) -> dict[str, dict[str, Any]]:
@@ -267,36 +303,36 @@ def hardware() -> dict[str, Any]:
             "cuda": torch.version.cuda if gpu else None}
 
 
-def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: TrainFn, eval_fn: EvalFn | None = None,
-             log: Log = print, command: str = "", config_text: str = "") -> dict[str, Any]:
-    """Grid on validation, final seeds on test, robustness, efficiency; writes every result file to `cfg.out`."""
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM (`timeout`, a scheduler) raises SystemExit, so `finally` blocks run (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: TrainFn, eval_fn: EvalFn | None, log: Log) -> dict[str, Any]:
+    """Task by task (so an interrupted experiment has whole tasks done): grid, seeds, test, robustness."""
     from pst_core.evaluate.robustness import RobustnessConfig, run_robustness
     from pst_core.evaluate.runner import evaluate_run
 
-    # Wall time adds up over calls (a GPU session runs this repeatedly under `timeout`): every log
-    # line records the total so far, so a killed call loses at most the run it was in.
-    start, wall_file = time.perf_counter(), Path(root) / "experiments" / cfg.name / "wall.json"
-    before = json.loads(wall_file.read_text())["seconds"] if wall_file.is_file() else 0.0
-    wall_file.parent.mkdir(parents=True, exist_ok=True)
-    outer_log = log
-
-    def log(message: str) -> None:
-        write_json(wall_file, {"seconds": before + time.perf_counter() - start})
-        outer_log(message)
-
     eval_cfg = from_dict(EvalConfig, {**cfg.evaluate, "split": "test"})
-    evaluate = eval_fn or (lambda run_dir, ecfg: evaluate_run(run_dir, ecfg, root=root))
-
-    def eval_fn(run_dir: Path, ecfg: EvalConfig) -> dict[str, Any]:  # a run already scored is not scored again
-        done = Path(run_dir) / output_names(ecfg.split)[1]
-        return json.loads(done.read_text()) if done.is_file() else evaluate(run_dir, ecfg)
-
-    chosen = select(cfg, train_fn, root, log)
-    rows = final_runs(cfg, chosen, train_fn, eval_fn, eval_cfg, root, log)
-    summary = aggregate(rows)
-    teacher = teacher_accuracy(cfg, root, datasets_dir) if datasets_dir else {}
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    evaluate = reusable_eval(eval_fn or (lambda run_dir, ecfg: evaluate_run(run_dir, ecfg, root=root)), train_fn, log)
+    chosen: dict[tuple[str, str], dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    for task, strategy in itertools.product(cfg.tasks, cfg.strategies):
+        chosen[(task, strategy)] = select(cfg, task, strategy, train_fn, log)
+        rows += final_runs(cfg, task, strategy, chosen[(task, strategy)], train_fn, evaluate, eval_cfg, log)
+    if datasets_dir:
+        teacher = teacher_accuracy(cfg, root, datasets_dir)
+    else:  # computed by the data phase where the datasets folder was
+        path = Path(root) / "experiments" / cfg.name / "teacher.json"
+        teacher = json.loads(path.read_text()) if path.is_file() else {}
 
     robust = []
     spec = dict(cfg.robustness)
@@ -306,19 +342,48 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
                                             "task": task, "teacher": cfg.teacher, "name": f"{cfg.name}-robustness-{task}"})
 
         def robust_train(options: dict[str, Any], rid: str, task: str = task) -> str | Path:
-            pick = chosen.get((task, options["strategy"]), {"candidate": 0, "options": {}})
+            pick = chosen[(task, options["strategy"])]
             if not options.get("perturb_rate") and options["seed"] in cfg.seeds:  # p = 0 is the final run itself
                 rid = run_id(cfg, task, options["strategy"], pick["candidate"], options["seed"])
             return train_fn({**run_options(cfg, task, options["strategy"], options["seed"], pick["options"]), **options}, rid)
 
-        result = run_robustness(rcfg, eval_cfg, root, robust_train, eval_fn, log)
+        result = run_robustness(rcfg, eval_cfg, root, robust_train, evaluate, log)
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
         for ext in ("md", "png"):
             if (Path(result["dir"]) / f"robustness.{ext}").is_file():
                 (out / f"robustness-{task}.{ext}").write_bytes((Path(result["dir"]) / f"robustness.{ext}").read_bytes())
         robust.append({"task": task, "summary": result["summary"]})
+    return {"chosen": chosen, "rows": rows, "summary": aggregate(rows), "teacher": teacher, "robustness": robust, "eval_cfg": eval_cfg}
 
-    wall = before + time.perf_counter() - start
-    write_json(wall_file, {"seconds": wall})
+
+def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: TrainFn, eval_fn: EvalFn | None = None,
+             log: Log = print, command: str = "", config_text: str = "") -> dict[str, Any]:
+    """Grid on validation, final seeds on test, robustness, efficiency; writes every result file to `cfg.out`."""
+    # Wall time adds up over calls (a GPU session runs this repeatedly under `timeout`): it is
+    # recorded at every log line and when the call ends, SIGTERM included.
+    start, wall_file = time.perf_counter(), Path(root) / "experiments" / cfg.name / "wall.json"
+    before = json.loads(wall_file.read_text())["seconds"] if wall_file.is_file() else 0.0
+    wall_file.parent.mkdir(parents=True, exist_ok=True)
+    outer_log = log
+
+    def record_wall() -> float:
+        seconds = before + time.perf_counter() - start
+        write_json(wall_file, {"seconds": seconds})
+        return seconds
+
+    def log(message: str) -> None:
+        record_wall()
+        outer_log(message)
+
+    with _sigterm_as_exit():
+        try:
+            result = _runs(cfg, root, datasets_dir, train_fn, eval_fn, log)
+        finally:
+            wall = record_wall()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    chosen, rows, summary, teacher, robust, eval_cfg = (result[k] for k in ("chosen", "rows", "summary", "teacher", "robustness", "eval_cfg"))
     accuracy = accuracy_markdown(summary, teacher, cfg)
     efficiency = efficiency_markdown(summary, cfg, eval_cfg.batch_size)
     (out / "accuracy.md").write_text(accuracy)
@@ -374,7 +439,8 @@ def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log
             raise ConfigError("the paper experiment replays recorded teacher outputs: set PST_DATASETS_DIR to the datasets folder")
         result["data"] = prepare_data(cfg, root, datasets, log)
     if phase in ("runs", "all"):
-        command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+        program = "python -m pst_core.evaluate.paper" if sys.argv[0].endswith("paper.py") else Path(sys.argv[0]).name
+        command = " ".join([program, *(shlex.quote(a) for a in sys.argv[1:])])
         result["runs"] = run_runs(cfg, root, datasets, train_fn(root), log=log, command=command, config_text=Path(config).read_text())
     if phase == "plots":
         result["plots"] = plots(cfg.out, log)
