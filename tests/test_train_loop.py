@@ -67,6 +67,9 @@ def test_run_layout_and_load_run(tmp_path):
     loaded = checkpoint.load_run(str(run))
     assert loaded.head is not None and not loaded.model.training and loaded.strategy.name == "pst"
     assert loaded.strategy.stop_strings()[0] == "<|sem|>"
+    # a crash between replace_dir's two renames leaves only .old-checkpoint-*: loading puts it back
+    (run / "checkpoint").rename(run / ".old-checkpoint-crashed")
+    assert checkpoint.load_run(str(run)).head is not None and (run / "checkpoint" / "config.json").is_file()
 
 
 def _tiny_store(root: str, student_dir: Path) -> None:

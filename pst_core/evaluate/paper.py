@@ -199,7 +199,9 @@ def reusable_eval(evaluate: EvalFn, train_fn: TrainFn, log: Log) -> EvalFn:
             if metrics.get("eval_config") == to_dict(ecfg):
                 return metrics
             log(f"{Path(run_dir).name}: evaluated with other settings, evaluating again")
-        if not (Path(run_dir) / "checkpoint" / "config.json").is_file():
+        from pst_core.train.checkpoint import BEST, recover
+
+        if not (recover(Path(run_dir) / BEST) / "config.json").is_file():
             log(f"{Path(run_dir).name}: no checkpoint here, training again")
             options = json.loads((Path(run_dir) / "config.json").read_text())
             for stale in ("train_metrics.json", "last"):

@@ -44,6 +44,15 @@ def replace_dir(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def recover(final: Path) -> Path:
+    """`final`, put back from its `.old-*` copy when a crash fell between the two renames of `replace_dir`."""
+    if not final.exists():
+        olds = sorted(final.parent.glob(f".old-{final.name}-*"), key=lambda p: p.stat().st_mtime)
+        if olds:
+            os.replace(olds[-1], final)
+    return final
+
+
 def save_best(run_dir: str | Path, model: Any, tokenizer: Any, head: Any, state: dict[str, Any]) -> None:
     """Write the evaluation checkpoint: model folder, tokenizer, semantic head, trainer state."""
     final = Path(run_dir) / BEST
@@ -74,7 +83,7 @@ def save_last(run_dir: str | Path, accelerator: Any, state: dict[str, Any]) -> N
 
 def load_last(run_dir: str | Path, accelerator: Any) -> dict[str, Any] | None:
     """Restore the resumable state into the prepared objects; returns the loop position or None."""
-    folder = Path(run_dir) / LAST
+    folder = recover(Path(run_dir) / LAST)
     if not (folder / STATE).is_file():
         return None
     accelerator.load_state(str(folder))
@@ -106,7 +115,7 @@ def load_run(run_dir: str, device: str = "cpu", dtype: str = "float32") -> Loade
     import torch
 
     cfg = load_config(run_dir)
-    folder = Path(run_dir) / BEST
+    folder = recover(Path(run_dir) / BEST)
     if not (folder / "config.json").is_file():
         raise DataError(f"{run_dir} has no checkpoint/ yet: training did not reach a validation")
     model, tokenizer, enc_dec = students.load_student(str(folder))
