@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pst_core.config import to_dict
 from pst_core.errors import ConfigError
 from pst_core.evaluate.config import EvalConfig
 from pst_core.evaluate.robustness import RobustnessConfig, points, run_robustness
@@ -15,8 +16,9 @@ CFG = RobustnessConfig(task="gsm8k", teacher="gpt", rates=[0.0, 0.5, 1.0], train
 
 
 def fake_experiment(root: str):
-    """A train_fn that records its calls and an eval_fn whose accuracy falls with p (faster for pre_thinking)."""
+    """A train_fn and an eval_fn that record their calls; accuracy falls with p (faster for pre_thinking)."""
     trained: list[tuple[dict, str]] = []
+    evaluated: list[str] = []
 
     def train_fn(options: dict, run_id: str) -> Path:
         trained.append((options, run_id))
@@ -29,11 +31,12 @@ def fake_experiment(root: str):
         options = json.loads((run_dir / "config.json").read_text())
         slope = 0.4 if options["strategy"] == "pre_thinking" else 0.1
         acc = 0.6 - slope * options["perturb_rate"]
-        metrics = {"accuracy": acc, "ci_low": acc - 0.05, "ci_high": acc + 0.05, "n": 100}
+        metrics = {"accuracy": acc, "ci_low": acc - 0.05, "ci_high": acc + 0.05, "n": 100, "eval_config": to_dict(ecfg)}
+        evaluated.append(run_dir.name)
         (run_dir / "metrics.json").write_text(json.dumps(metrics))
         return metrics
 
-    return trained, train_fn, eval_fn
+    return trained, evaluated, train_fn, eval_fn
 
 
 def test_points_share_the_clean_run_across_kinds_and_pass_perturbation_options() -> None:
@@ -48,7 +51,7 @@ def test_points_share_the_clean_run_across_kinds_and_pass_perturbation_options()
 
 
 def test_experiment_trains_each_run_once_and_reports_the_drop(store_root: str) -> None:
-    trained, train_fn, eval_fn = fake_experiment(store_root)
+    trained, evaluated, train_fn, eval_fn = fake_experiment(store_root)
     out = run_robustness(CFG, EvalConfig(), store_root, train_fn, eval_fn, log=lambda _: None)
     assert len(trained) == 2 * (1 + 2 * 2)  # per strategy: one clean run + 2 kinds x 2 noisy rates
     assert len(out["rows"]) == 12
@@ -62,11 +65,14 @@ def test_experiment_trains_each_run_once_and_reports_the_drop(store_root: str) -
 
 
 def test_rerun_skips_evaluated_runs(store_root: str) -> None:
-    trained, train_fn, eval_fn = fake_experiment(store_root)
+    trained, evaluated, train_fn, eval_fn = fake_experiment(store_root)
     run_robustness(CFG, EvalConfig(), store_root, train_fn, eval_fn, log=lambda _: None)
     first = len(trained)
     out = run_robustness(CFG, EvalConfig(), store_root, train_fn, eval_fn, log=lambda _: None)
     assert len(trained) == first and len(out["rows"]) == 12
+    before = len(evaluated)
+    run_robustness(CFG, EvalConfig(max_new_tokens=64), store_root, train_fn, eval_fn, log=lambda _: None)
+    assert len(trained) == first and len(evaluated) == 2 * before  # new settings: evaluated again, not retrained
 
 
 def test_config_rejects_bad_rates_and_kinds() -> None:

@@ -52,6 +52,17 @@ def test_bad_grid_is_one_clear_error():
         paper.PaperConfig(tasks=["svamp"], robustness={"tasks": ["gsm8k"]})
 
 
+def test_a_teacher_name_is_never_reused_for_another_recorded_model(tmp_path):
+    from pst_core import teachers
+    from pst_core.errors import ConfigError
+
+    root = str(tmp_path / "store")
+    teachers.add(root, teachers.TeacherConfig(name="replay", base_url="http://127.0.0.1:1/v1", model="text-davinci-002 (recorded)"))
+    with pytest.raises(ConfigError, match="already registered for 'text-davinci-002"):
+        paper.prepare_data(paper.PaperConfig(teacher="replay", teacher_model="palm-540b", tasks=["cqa"]), root, str(tmp_path))
+    assert not (tmp_path / "store" / "examples").exists()  # nothing was written
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory, datasets_dir):
     """Both phases once: 2 tasks x (pre_thinking, pst) x 2 seeds, a grid of 2 (pre) and 4 (pst) candidates."""

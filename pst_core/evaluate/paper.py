@@ -114,11 +114,16 @@ def prepare_data(cfg: PaperConfig, root: str, datasets_dir: str, log: Log = prin
 
     from pst_core import prepare, teachers
     from pst_core.embed.config import EmbedConfig
+    from pst_core.errors import ConfigError
     from pst_core.embed.run import embed_rationales
     from pst_core.harvest.config import HarvestConfig
     from pst_core.harvest.harvester import harvest
     from pst_core.replay import records, server
 
+    registered = teachers.load_all(root).get(cfg.teacher)
+    if registered is not None and not registered.model.startswith(cfg.teacher_model):
+        raise ConfigError(f"teacher {cfg.teacher!r} is already registered for {registered.model!r}: its rationales would mix "
+                          f"with {cfg.teacher_model}'s; set `teacher:` to a new name in the config")
     prep = from_dict(prepare.PrepareConfig, {"datasets_dir": datasets_dir, **cfg.prepare})
     counts = {task: prepare.prepare_task(task, prep, root) for task in cfg.tasks}
     log(f"prepared {', '.join(f'{t} {c}' for t, c in counts.items())}")

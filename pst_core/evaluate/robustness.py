@@ -80,12 +80,17 @@ def run_robustness(cfg: RobustnessConfig, eval_cfg: EvalConfig, root: str, train
         rid = point["run_id"]
         if rid not in done:
             metrics_path = Path(root) / "runs" / rid / metrics_name
-            if metrics_path.is_file():
+            stored = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+            if stored is not None and stored.get("eval_config") == to_dict(eval_cfg):
                 log(f"{rid}: already evaluated, reusing {metrics_path}")
-                done[rid] = json.loads(metrics_path.read_text())
+                done[rid] = stored
             else:
-                log(f"{rid}: training ({point['strategy']}, {point['kind'] if point['rate'] else 'clean'}, p={point['rate']:g})")
-                run_dir = Path(train_fn(point["options"], rid))
+                if stored is None:
+                    log(f"{rid}: training ({point['strategy']}, {point['kind'] if point['rate'] else 'clean'}, p={point['rate']:g})")
+                    run_dir = Path(train_fn(point["options"], rid))
+                else:
+                    log(f"{rid}: evaluated with other settings, evaluating again")
+                    run_dir = metrics_path.parent
                 done[rid] = eval_fn(run_dir, eval_cfg)
         m = done[rid]
         rows.append({k: point[k] for k in ("strategy", "kind", "rate", "seed", "run_id")}
