@@ -135,6 +135,6 @@ def where_to_look(result: dict[str, Any]) -> list[str]:
         *ui,
     ]
     if report.get("table"):
-        note = "Tiny random-init student trained for a few steps on CPU: the numbers show every stage ran, not what PST can do (configs/gpu.yaml)."
+        note = "Tiny random-init student trained for a few steps on CPU: the numbers show every stage ran, not what PST can do (configs/gpu.yaml, configs/paper.yaml)."
         lines += ["", report["table"], "", note]
     return lines
