@@ -110,7 +110,7 @@ def test_grid_is_chosen_on_validation_only_and_reused_as_the_first_seed(toy):
 
 
 def test_accuracy_table_is_the_mean_over_seeds_of_the_test_predictions(toy):
-    root, cfg, result = Path(toy["root"]), toy["cfg"], toy["result"]
+    root, result = Path(toy["root"]), toy["result"]
     for row in result["summary"]:
         runs = [r for r in result["rows"] if (r["task"], r["strategy"]) == (row["task"], row["strategy"])]
         assert sorted(r["seed"] for r in runs) == [0, 1]

@@ -36,7 +36,7 @@ from typing import Any
 
 from pst_core.config import check, from_dict, option, to_dict
 from pst_core.evaluate.config import EvalConfig
-from pst_core.evaluate.runner import output_names, write_json
+from pst_core.evaluate.runner import stored_metrics, write_json
 from pst_core.train.config import strategy_options
 from pst_core.train.strategies import STRATEGIES
 
@@ -143,12 +143,13 @@ def prepare_data(cfg: PaperConfig, root: str, datasets_dir: str, log: Log = prin
     embedded = embed_rationales(from_dict(EmbedConfig, {**cfg.embed, "teacher": cfg.teacher}), root, progress=False)
     log(f"embedded {embedded.embedded} new rationale texts ({embedded.already_embedded} already embedded)")
     teacher = teacher_accuracy(cfg, root, datasets_dir)  # kept in the store: a GPU machine has no datasets folder
-    write_json(_teacher_file(cfg, root), teacher)
+    write_json(_experiment_file(cfg, root, "teacher.json"), teacher)
     return {"prepared": counts, "harvested": harvested, "embedded": embedded.embedded, "teacher": teacher}
 
 
-def _teacher_file(cfg: PaperConfig, root: str) -> Path:
-    path = Path(root) / "experiments" / cfg.name / "teacher.json"
+def _experiment_file(cfg: PaperConfig, root: str, name: str) -> Path:
+    """`<store>/experiments/<cfg.name>/<name>`: what the experiment keeps beside its runs (folder created)."""
+    path = Path(root) / "experiments" / cfg.name / name
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -198,13 +199,11 @@ def reusable_eval(evaluate: EvalFn, train_fn: TrainFn, log: Log) -> EvalFn:
     import shutil
 
     def run(run_dir: Path, ecfg: EvalConfig) -> dict[str, Any]:
-        done = Path(run_dir) / output_names(ecfg.split)[1]
-        if done.is_file():
-            metrics = json.loads(done.read_text())
-            if metrics.get("eval_config") == to_dict(ecfg):
-                return metrics
-            log(f"{Path(run_dir).name}: evaluated with other settings, evaluating again")
         from pst_core.train.checkpoint import BEST, recover
+
+        metrics = stored_metrics(run_dir, ecfg)
+        if metrics is not None:
+            return metrics
 
         if not (recover(Path(run_dir) / BEST) / "config.json").is_file():
             log(f"{Path(run_dir).name}: no checkpoint here, training again")
@@ -338,7 +337,7 @@ def _runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Train
     if datasets_dir:
         teacher = teacher_accuracy(cfg, root, datasets_dir)
     else:  # computed by the data phase where the datasets folder was
-        path = Path(root) / "experiments" / cfg.name / "teacher.json"
+        path = _experiment_file(cfg, root, "teacher.json")
         teacher = json.loads(path.read_text()) if path.is_file() else {}
 
     robust = []
@@ -369,9 +368,8 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
     """Grid on validation, final seeds on test, robustness, efficiency; writes every result file to `cfg.out`."""
     # Wall time adds up over calls (a GPU session runs this repeatedly under `timeout`): it is
     # recorded at every log line and when the call ends, SIGTERM included.
-    start, wall_file = time.perf_counter(), Path(root) / "experiments" / cfg.name / "wall.json"
+    start, wall_file = time.perf_counter(), _experiment_file(cfg, root, "wall.json")
     before = json.loads(wall_file.read_text())["seconds"] if wall_file.is_file() else 0.0
-    wall_file.parent.mkdir(parents=True, exist_ok=True)
     outer_log = log
 
     def record_wall() -> float:

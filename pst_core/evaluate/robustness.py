@@ -11,7 +11,6 @@ the experiment resumes after a crash. Results go to `<store>/experiments/<name>/
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 from pst_core.config import check, option, to_dict
 from pst_core.evaluate.config import EvalConfig
-from pst_core.evaluate.runner import output_names, write_json
+from pst_core.evaluate.runner import output_names, stored_metrics, write_json
 from pst_core.perturb import KINDS
 
 TrainFn = Callable[[dict[str, Any], str], str | Path]  # (training options, run_id) -> run dir
@@ -79,18 +78,17 @@ def run_robustness(cfg: RobustnessConfig, eval_cfg: EvalConfig, root: str, train
     for point in points(cfg):
         rid = point["run_id"]
         if rid not in done:
-            metrics_path = Path(root) / "runs" / rid / metrics_name
-            stored = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-            if stored is not None and stored.get("eval_config") == to_dict(eval_cfg):
-                log(f"{rid}: already evaluated, reusing {metrics_path}")
+            run_dir = Path(root) / "runs" / rid
+            stored = stored_metrics(run_dir, eval_cfg)
+            if stored is not None:
+                log(f"{rid}: already evaluated, reusing {run_dir / metrics_name}")
                 done[rid] = stored
             else:
-                if stored is None:
+                if (run_dir / metrics_name).is_file():
+                    log(f"{rid}: evaluated with other settings, evaluating again")
+                else:
                     log(f"{rid}: training ({point['strategy']}, {point['kind'] if point['rate'] else 'clean'}, p={point['rate']:g})")
                     run_dir = Path(train_fn(point["options"], rid))
-                else:
-                    log(f"{rid}: evaluated with other settings, evaluating again")
-                    run_dir = metrics_path.parent
                 done[rid] = eval_fn(run_dir, eval_cfg)
         m = done[rid]
         rows.append({k: point[k] for k in ("strategy", "kind", "rate", "seed", "run_id")}

@@ -51,6 +51,15 @@ def output_names(split: str) -> tuple[str, str]:
     return f"predictions-{split}.parquet", f"metrics-{split}.json"
 
 
+def stored_metrics(run_dir: str | Path, cfg: EvalConfig) -> dict[str, Any] | None:
+    """The run's metrics for `cfg.split` if they were made with exactly `cfg` (else None: evaluate again)."""
+    path = Path(run_dir) / output_names(cfg.split)[1]
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    return metrics if metrics.get("eval_config") == to_dict(cfg) else None
+
+
 def run_config(loaded: Any) -> dict[str, Any]:
     """The training config of a loaded run as a dict (a dataclass or already a dict)."""
     cfg = loaded.config
