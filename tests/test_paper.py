@@ -50,6 +50,97 @@ def test_bad_grid_is_one_clear_error():
         paper.PaperConfig(strategies=["pst", "cot"])
     with pytest.raises(ConfigError, match="robustness tasks and strategies must be among"):
         paper.PaperConfig(tasks=["svamp"], robustness={"tasks": ["gsm8k"]})
+    with pytest.raises(ConfigError, match="option 'seeds' must be a list of ints, got list \\['0'\\]"):
+        from_dict(paper.PaperConfig, {"seeds": ["0"]})
+
+
+BASE = {"tasks": ["multiarith", "svamp"], "strategies": ["pre_thinking", "pst"], "seeds": [0, 1],
+        "search": {"lr": [1e-4, 3e-4]}, "evaluate": {"max_new_tokens": 48},
+        "robustness": {"tasks": ["svamp"], "strategies": ["pre_thinking", "pst"], "rates": [0.0, 0.5]}}
+
+
+def _with(section: str, values: dict | list) -> dict:
+    return {**BASE, section: {**BASE.get(section, {}), **values} if isinstance(values, dict) else values}
+
+
+@pytest.mark.parametrize(("cfg", "expected"), [
+    (_with("train", {"pst": {"lamda_sem": 1}}), "PaperConfig train.pst: PSTConfig: unknown option 'lamda_sem' \(did you mean 'lambda_sem'\?\)"),
+    (_with("train", {"lambda_sem": 1}), "PaperConfig train: 'lambda_sem' is an option of pst only.*nest it under train.pst"),
+    (_with("train", {"answer_only": {"lr": 1e-3}, "prefix": {"alfa": 0.3}}), "PaperConfig train.prefix: PrefixConfig: unknown option 'alfa'"),
+    (_with("train", {"lr": "1e-4"}), "PaperConfig train \(pre_thinking\): TrainConfig: option 'lr' must be a float, got str '1e-4'"),
+    (_with("search", {"lr_": [1e-3]}), "PaperConfig search: TrainConfig: unknown option 'lr_' \(did you mean 'lr'\?\)"),
+    (_with("search", {"pst": {"lambda_semm": [1.0]}}), "PaperConfig search.pst: PSTConfig: unknown option 'lambda_semm'"),
+    (_with("search", {"lr": ["1e-4", 3e-4]}), "PaperConfig search \(pre_thinking candidate 0: .*option 'lr' must be a float, got str '1e-4'"),
+    (_with("search", {"pst": {"sem_loss": ["cosine", "l2"]}}), "PaperConfig search \(pst candidate 1.*sem_loss must be cosine, mse or infonce"),
+    (_with("robustness", {"rate": [0.5]}), "PaperConfig robustness: RobustnessConfig: unknown option 'rate' \(did you mean 'rates'\?\)"),
+    (_with("robustness", {"rates": [0.0, "0.5"]}), "PaperConfig robustness: RobustnessConfig: option 'rates' must be a list of floats"),
+    (_with("robustness", {"kinds": ["noise"]}), "PaperConfig robustness: RobustnessConfig: kinds must be among"),
+    ({**BASE, "robustness": {"task": "svamp"}}, "PaperConfig robustness: RobustnessConfig: task are set by the experiment"),
+    ({**BASE, "robustness": {"tasks": ["svamp"]}}, "strategies \['post_thinking'\] are not among the experiment's strategies"),
+    (_with("evaluate", {"max_new_token": 8}), "PaperConfig evaluate: EvalConfig: unknown option 'max_new_token'"),
+    (_with("evaluate", {"batch_size": "64"}), "PaperConfig evaluate: EvalConfig: option 'batch_size' must be an int, got str '64'"),
+    (_with("prepare", {"sorce": "local"}), "PaperConfig prepare: PrepareConfig: unknown option 'sorce'"),
+    (_with("harvest", {"max_token": 64}), "PaperConfig harvest: HarvestConfig: unknown option 'max_token'"),
+    (_with("embed", {"batchsize": 64}), "PaperConfig embed: EmbedConfig: unknown option 'batchsize'"),
+    ({**BASE, "tasks": ["svamp", "multiarth"]}, "PaperConfig tasks: unknown task 'multiarth'"),
+])
+def test_every_nested_mistake_fails_when_the_config_is_built(cfg: dict, expected: str) -> None:
+    from pst_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=expected):
+        from_dict(paper.PaperConfig, cfg)
+
+
+def test_a_bad_config_fails_before_anything_is_written(tmp_path, monkeypatch) -> None:
+    import yaml
+
+    from pst_core.errors import ConfigError
+
+    monkeypatch.setenv("PST_DATA_DIR", str(tmp_path / "store"))
+    config = tmp_path / "paper.yaml"
+    config.write_text(yaml.safe_dump({**_with("train", {"pst": {"lamda_sem": 1}}), "out": str(tmp_path / "out")}))
+    for phase in ("data", "runs"):
+        with pytest.raises(ConfigError, match="train.pst"):
+            paper.run(config, phase=phase)
+    assert not (tmp_path / "store").exists() and not (tmp_path / "out").exists()
+
+
+def test_validation_options_that_differ_from_the_test_evaluation_are_rejected() -> None:
+    from pst_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.eval_max_new_tokens is 160 but evaluate.max_new_tokens is 48: "
+                                          "validation is scored as test: set evaluate.max_new_tokens instead"):
+        from_dict(paper.PaperConfig, _with("train", {"eval_max_new_tokens": 160}))
+    with pytest.raises(ConfigError, match="set evaluate.dtype instead"):
+        from_dict(paper.PaperConfig, _with("train", {"pst": {"eval_dtype": "float32"}}))
+    with pytest.raises(ConfigError, match="search.eval_batch_size: validation is scored as test"):
+        from_dict(paper.PaperConfig, _with("search", {"eval_batch_size": [8, 16]}))
+    from_dict(paper.PaperConfig, _with("train", {"eval_max_new_tokens": 48}))  # the same value is no mistake
+
+
+def test_every_run_validates_as_its_test_evaluation_generates(tmp_path) -> None:
+    """config.json of grid, final and robustness runs, built through the driver, has evaluate's budget, batch and dtype."""
+    from pst_core.train import checkpoint
+    from pst_core.train.config import resolve
+
+    root = tmp_path / "store"
+    cfg = from_dict(paper.PaperConfig, {**BASE, "strategies": ["pre_thinking", "pst"], "out": str(tmp_path / "out"),
+                                        "evaluate": {"max_new_tokens": 48, "batch_size": 12, "dtype": "float32"}})
+
+    def fake_train(options, rid):  # what pst_core.train.run.train stores, without the training
+        run = root / "runs" / rid
+        run.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_json(run / "config.json", checkpoint.config_dict(resolve(options)))
+        checkpoint.write_json(run / "train_metrics.json", {"best": {"val_exact_match": 0.5}})
+        return run
+
+    def fake_eval(run_dir, ecfg):
+        return {"accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 12, "mean_new_tokens": 3.0, "mean_latency_ms": 1.0}
+
+    paper.run_runs(cfg, str(root), None, fake_train, eval_fn=fake_eval, log=lambda _: None)
+    stored = [json.loads(p.read_text()) for p in sorted((root / "runs").glob("*/config.json"))]
+    assert len(stored) == 2 * (2 * 2 + 2) + 2 * 1  # tasks x strategies x (grid + second seed), robustness p = 0.5
+    assert {(c["eval_max_new_tokens"], c["eval_batch_size"], c["eval_dtype"]) for c in stored} == {(48, 12, "float32")}
 
 
 def test_a_teacher_name_is_never_reused_for_another_recorded_model(tmp_path):
@@ -76,7 +167,7 @@ def toy(tmp_path_factory, datasets_dir):
         tasks=["multiarith", "coin_flip"], strategies=["pre_thinking", "pst"], seeds=[0, 1], out=str(base / "results"),
         harvest={"limit": 48}, embed={"batch_size": 64},
         train={"student": tiny_student(root), "max_steps": 6, "eval_every": 3, "batch_size": 8, "max_val_examples": 6,
-               "eval_max_new_tokens": 12, "progress": False, "lr": 3e-3},
+               "progress": False, "lr": 3e-3},
         search={"lr": [1e-3, 3e-3], "pst": {"lambda_sem": [0.5, 1.0]}},
         evaluate={"max_examples": 12, "max_new_tokens": 16, "batch_size": 12, "bootstrap_samples": 50},
         robustness={"tasks": ["multiarith"], "strategies": ["pre_thinking", "pst"], "rates": [0.0, 0.5]})
@@ -183,7 +274,7 @@ def test_runs_phase_needs_only_torch_and_transformers_and_plots_are_drawn_later(
     config = tmp_path / "bare.yaml"
     config.write_text(yaml.safe_dump({
         "tasks": ["multiarith"], "strategies": ["pst"], "seeds": [0], "name": "bare", "out": str(out),
-        "train": {k: toy["cfg"].train[k] for k in ("student", "batch_size", "max_val_examples", "eval_max_new_tokens")}
+        "train": {k: toy["cfg"].train[k] for k in ("student", "batch_size", "max_val_examples")}
         | {"max_steps": 4, "eval_every": 2},
         "evaluate": {"max_examples": 8, "max_new_tokens": 8, "bootstrap_samples": 20},
         "robustness": {"tasks": ["multiarith"], "strategies": ["pst"], "rates": [0.0, 0.5]}}))
@@ -209,16 +300,17 @@ def test_changed_evaluation_settings_evaluate_again_without_training(toy, monkey
     from pst_core.train.run import train_fn
 
     monkeypatch.setattr(loop, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
-    cfg = dataclasses.replace(toy["cfg"], evaluate={**toy["cfg"].evaluate, "max_new_tokens": 12}, out=str(tmp_path / "r"))
+    # max_examples only: the generation budget, batch and dtype are also validation's, so they are training options
+    cfg = dataclasses.replace(toy["cfg"], evaluate={**toy["cfg"].evaluate, "max_examples": 10}, out=str(tmp_path / "r"))
     seen = []
 
     def fake_eval(run_dir, ecfg):
-        seen.append((Path(run_dir).name, ecfg.max_new_tokens))
+        seen.append((Path(run_dir).name, ecfg.max_examples))
         return {"accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 12, "mean_new_tokens": 3.0, "mean_latency_ms": 1.0}
 
     paper.run_runs(cfg, toy["root"], None, train_fn(toy["root"]), eval_fn=fake_eval, log=lambda _: None)
     finals = {r["run_id"] for r in toy["result"]["rows"]}
-    assert finals <= {name for name, _ in seen} and {n for _, n in seen} == {12}
+    assert finals <= {name for name, _ in seen} and {n for _, n in seen} == {10}
     # without the datasets folder the teacher column comes from the data phase's teacher.json
     assert "| multiarith | 12 |" in (tmp_path / "r" / "accuracy.md").read_text()
     assert json.loads((tmp_path / "r" / "results.json").read_text())["teacher_accuracy"] == toy["result"]["teacher"]

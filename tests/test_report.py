@@ -73,3 +73,29 @@ def test_report_without_evaluated_runs_says_what_to_do(store_root: str) -> None:
         build_report(store_root)
     with pytest.raises(DataError, match="nope"):
         build_report(store_root, runs=["nope"])
+
+
+def test_seeds_of_one_setting_make_one_row_with_mean_and_spread(store_root: str) -> None:
+    for seed, acc in ((0, 0.30), (1, 0.40), (2, 0.35)):
+        fake_run(store_root, f"pst-s{seed}", "pst", acc=acc, seed=seed, created=f"2024-01-0{seed + 1}T00:00:00")
+    fake_run(store_root, "pre-s0", "pre_thinking", acc=0.2, seed=0)
+    rows = gather(store_root)
+    (pre, pst) = rows
+    assert pst["seeds"] == [0, 1, 2] and pst["runs"] == ["pst-s0", "pst-s1", "pst-s2"]
+    assert pst["accuracy"] == pytest.approx(0.35) and pst["accuracy_std"] == pytest.approx(0.05)
+    assert (pst["ci_low"], pst["ci_high"]) == (0.30, 0.40)  # the interval spans the seeds
+    assert "seeds" not in pre and pre["run_id"] == "pre-s0"
+    table = markdown(rows)
+    assert "| gsm8k | pst | gpt | 35.0 ± 5.0 | 30.0–40.0 | 0, 1, 2 | 200 |" in table
+    assert "| gsm8k | pre_thinking | gpt | 20.0 | 15.0–25.0 | 0 | 200 |" in table and "mean ± sample std" in table
+
+
+def test_only_a_reevaluation_of_the_same_setting_replaces_an_older_one(store_root: str) -> None:
+    full = {"split": "test", "max_examples": 0}
+    fake_run(store_root, "full", "pst", acc=0.4, seed=0, eval_config=full, created="2024-01-01T00:00:00")
+    fake_run(store_root, "smoke", "pst", acc=0.9, seed=0, eval_config={**full, "max_examples": 10}, created="2024-02-01T00:00:00")
+    fake_run(store_root, "again", "pst", acc=0.5, seed=1, eval_config=full, created="2024-01-02T00:00:00")
+    fake_run(store_root, "again-re", "pst", acc=0.6, seed=1, eval_config={**full, "bootstrap_samples": 10}, created="2024-03-01T00:00:00")
+    rows = {tuple(r.get("runs") or [r["run_id"]]): r for r in gather(store_root)}
+    assert set(rows) == {("full", "again-re"), ("smoke",)}  # seed 1's newer evaluation replaced its older one; the smoke run stands apart
+    assert rows[("full", "again-re")]["accuracy"] == pytest.approx(0.5)

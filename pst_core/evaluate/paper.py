@@ -10,6 +10,10 @@ Two phases, so the GPU is spent on training and generation only:
   chosen options; evaluate every final run on test; run the robustness experiment on its tasks.
   Every step skips work whose outputs exist, so a killed run resumes.
 
+The config is checked whole when it is built (`validate`): every stage section, and the TrainConfig
+of every run either phase may start, so a typo fails before anything is trained or written.
+Validation exact match generates with the test evaluation's budget, batch and dtype.
+
 Results go to `out` (default bench/results/paper/): accuracy.md (task x strategy, mean and
 spread over seeds, with the teacher's own accuracy on the same test questions), selection.md (the
 validation score of every candidate), efficiency.md (Pre-Thinking against PST: new tokens and
@@ -34,14 +38,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pst_core.config import check, from_dict, option, to_dict
+from pst_core.config import check, check_keys, from_dict, option, to_dict
+from pst_core.errors import ConfigError
 from pst_core.evaluate.config import EvalConfig
 from pst_core.evaluate.runner import stored_metrics, write_json
-from pst_core.train.config import strategy_options
+from pst_core.train.config import resolve, strategy_options
 from pst_core.train.strategies import STRATEGIES
 
 STRATEGY_NAMES = STRATEGIES.names()
 PHASES = ("data", "runs", "plots")
+# Validation exact match (which picks the grid point and the checkpoint) generates as the test
+# evaluation does: TrainConfig option -> EvalConfig field.
+VALIDATION_AS_TEST = {"eval_max_new_tokens": "max_new_tokens", "eval_batch_size": "batch_size", "eval_dtype": "dtype"}
 TrainFn = Callable[[dict[str, Any], str], str | Path]  # (training options, run_id) -> run dir
 EvalFn = Callable[[Path, EvalConfig], dict[str, Any]]
 Log = Callable[[str], None]
@@ -80,6 +88,7 @@ class PaperConfig:
         check(not outside, name, f"robustness tasks and strategies must be among tasks and strategies (its p = 0 points are "
                                  f"the final runs, trained with the options chosen there): {outside}")
         check("train" not in self.robustness, name, "robustness runs use the chosen options of each strategy: drop robustness.train")
+        validate(self)
 
 
 def _flat_grid(search: dict[str, Any]) -> dict[str, Any]:
@@ -94,10 +103,134 @@ def candidates(cfg: PaperConfig, strategy: str) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+def eval_config(cfg: PaperConfig) -> EvalConfig:
+    """The test evaluation's config (split is always test)."""
+    return from_dict(EvalConfig, {**cfg.evaluate, "split": "test"})
+
+
+def validation_options(ecfg: EvalConfig) -> dict[str, Any]:
+    """The TrainConfig options that make validation generate as `ecfg` does (budget, batch, dtype)."""
+    return {option: getattr(ecfg, field) for option, field in VALIDATION_AS_TEST.items()}
+
+
 def run_options(cfg: PaperConfig, task: str, strategy: str, seed: int, chosen: dict[str, Any]) -> dict[str, Any]:
-    """The full training options of one run: shared, strategy's own, then the grid point."""
-    return {**strategy_options(cfg.train, strategy), **chosen, "strategy": strategy, "task": task,
-            "teacher": cfg.teacher, "seed": seed, "select_by": "exact_match"}
+    """The full training options of one run: shared, strategy's own, the grid point, then validation as test."""
+    return {**strategy_options(cfg.train, strategy), **chosen, **validation_options(eval_config(cfg)), "strategy": strategy,
+            "task": task, "teacher": cfg.teacher, "seed": seed, "select_by": "exact_match"}
+
+
+def robustness_config(cfg: PaperConfig, task: str) -> Any:
+    """The RobustnessConfig of one robustness task: the `robustness` section over the experiment's defaults."""
+    from pst_core.evaluate.robustness import RobustnessConfig
+
+    spec = {k: v for k, v in cfg.robustness.items() if k != "tasks"}
+    return from_dict(RobustnessConfig, {"strategies": ["pre_thinking", "post_thinking", "pst"], "kinds": ["shuffle"],
+                                        "rates": [0.0, 0.2, 0.4], "seeds": cfg.seeds[:1], **spec,
+                                        "task": task, "teacher": cfg.teacher, "name": f"{cfg.name}-robustness-{task}"})
+
+
+def robust_options(cfg: PaperConfig, task: str, options: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
+    """A robustness point's training options: its strategy's run with the chosen grid point, plus the
+    point's own seed and noise (`options`, from `robustness.points`)."""
+    return {**run_options(cfg, task, options["strategy"], options["seed"], chosen), **options}
+
+
+def check_strategy_keys(section: dict[str, Any], where: str, strategies: list[str]) -> None:
+    """Shared keys of a train-like section must be options of every compared strategy, a `<strategy>:`
+    sub-section's keys options of that strategy (a typo there would otherwise pass unnoticed
+    until the strategy's first run, or forever when the strategy is not compared)."""
+    shared = [k for k in section if k not in STRATEGY_NAMES]
+    for key in shared:
+        owners = [s for s in STRATEGY_NAMES if key in _fields(s)]
+        missing = [s for s in strategies if key not in _fields(s)]
+        if owners and missing:
+            raise ConfigError(f"{where}: {key!r} is an option of {', '.join(owners)} only, not of {', '.join(missing)}: "
+                              f"nest it under {where}.{owners[0]}")
+    for s in strategies:
+        check_keys(STRATEGIES.get(s).config_cls, shared, where)
+    for s in STRATEGY_NAMES:
+        if s in section and not isinstance(section[s], dict):
+            raise ConfigError(f"{where}.{s} must be a mapping of {s}'s own options, got {section[s]!r}")
+        check_keys(STRATEGIES.get(s).config_cls, section.get(s) or {}, f"{where}.{s}")
+
+
+def _fields(strategy: str) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(STRATEGIES.get(strategy).config_cls)}
+
+
+@contextlib.contextmanager
+def _section(where: str) -> Iterator[None]:
+    """Prefix a ConfigError with the part of the experiment config it came from."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(f"PaperConfig {where}: {exc}" if where else f"PaperConfig {exc}") from None
+
+
+def validate(cfg: PaperConfig) -> None:
+    """Build every stage config and every run's TrainConfig now: a typo anywhere fails before the
+    first run is trained or a file written, not hours later when its run comes up."""
+    from pst_core.embed.config import EmbedConfig
+    from pst_core.harvest.config import HarvestConfig
+    from pst_core.prepare import PrepareConfig
+    from pst_core.tasks import TASKS
+
+    with _section("tasks"):
+        for task in cfg.tasks:
+            TASKS.get(task)
+    with _section("prepare"):
+        from_dict(PrepareConfig, cfg.prepare)
+    with _section("harvest"):
+        from_dict(HarvestConfig, {"progress": False, **cfg.harvest, "teacher": cfg.teacher, "task": cfg.tasks[0], "split": "train"})
+    with _section("embed"):
+        from_dict(EmbedConfig, {**cfg.embed, "teacher": cfg.teacher})
+    with _section("evaluate"):
+        ecfg = eval_config(cfg)
+    with _section(""):
+        check_strategy_keys(cfg.train, "train", cfg.strategies)
+        check_strategy_keys(cfg.search, "search", cfg.strategies)
+    for s in cfg.strategies:
+        given = strategy_options(cfg.train, s)
+        for option, field in VALIDATION_AS_TEST.items():
+            if option in given and given[option] != getattr(ecfg, field):
+                raise ConfigError(f"PaperConfig: train.{option} is {given[option]!r} but evaluate.{field} is {getattr(ecfg, field)!r}: "
+                                  f"validation is scored as test: set evaluate.{field} instead")
+            check(option not in strategy_options(cfg.search, s), "PaperConfig",
+                  f"search.{option}: validation is scored as test: set evaluate.{field} instead")
+    for s in cfg.strategies:
+        with _section(f"train{f' + train.{s}' if cfg.train.get(s) else ''} ({s})"):
+            resolve(run_options(cfg, cfg.tasks[0], s, cfg.seeds[0], {}))
+        for k, point in enumerate(candidates(cfg, s)):
+            with _section(f"search ({s} candidate {k}: {point})"):
+                resolve(run_options(cfg, cfg.tasks[0], s, cfg.seeds[0], point))
+            for task, seed in itertools.product(cfg.tasks, cfg.seeds):
+                with _section(f"run {run_id(cfg, task, s, k, seed)}"):
+                    resolve(run_options(cfg, task, s, seed, point))
+    _validate_robustness(cfg)
+
+
+def _validate_robustness(cfg: PaperConfig) -> None:
+    """The robustness section's keys, and every robustness run under every grid point it may be given."""
+    from pst_core.evaluate.robustness import RobustnessConfig, points
+
+    if not cfg.robustness:
+        return
+    with _section("robustness"):
+        check_keys(RobustnessConfig, [k for k in cfg.robustness if k != "tasks"])
+        fixed = [k for k in ("task", "teacher", "name") if k in cfg.robustness]
+        check(not fixed, "RobustnessConfig", f"{', '.join(fixed)} are set by the experiment (one run set per task of "
+                                             "robustness.tasks): drop them")
+        check(bool(cfg.robustness.get("tasks")), "RobustnessConfig", "robustness.tasks is missing: name the tasks, or set robustness: {} to skip")
+        for task in cfg.robustness.get("tasks", []):
+            rcfg = robustness_config(cfg, task)
+            outside = [s for s in rcfg.strategies if s not in cfg.strategies]
+            check(not outside, "RobustnessConfig", f"strategies {outside} are not among the experiment's strategies "
+                                                   f"(set robustness.strategies)")
+            for point in points(rcfg):
+                for chosen in candidates(cfg, point["strategy"]):
+                    resolve(robust_options(cfg, task, point["options"], chosen))
 
 
 def run_id(cfg: PaperConfig, task: str, strategy: str, candidate: int, seed: int) -> str:
@@ -114,7 +247,6 @@ def prepare_data(cfg: PaperConfig, root: str, datasets_dir: str, log: Log = prin
 
     from pst_core import prepare, teachers
     from pst_core.embed.config import EmbedConfig
-    from pst_core.errors import ConfigError
     from pst_core.embed.run import embed_rationales
     from pst_core.harvest.config import HarvestConfig
     from pst_core.harvest.harvester import harvest
@@ -324,10 +456,10 @@ def _sigterm_as_exit() -> Iterator[None]:
 
 def _runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: TrainFn, eval_fn: EvalFn | None, log: Log) -> dict[str, Any]:
     """Task by task (so an interrupted experiment has whole tasks done): grid, seeds, test, robustness."""
-    from pst_core.evaluate.robustness import RobustnessConfig, run_robustness
+    from pst_core.evaluate.robustness import run_robustness
     from pst_core.evaluate.runner import evaluate_run
 
-    eval_cfg = from_dict(EvalConfig, {**cfg.evaluate, "split": "test"})
+    eval_cfg = eval_config(cfg)
     evaluate = reusable_eval(eval_fn or (lambda run_dir, ecfg: evaluate_run(run_dir, ecfg, root=root)), train_fn, log)
     chosen: dict[tuple[str, str], dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
@@ -341,17 +473,14 @@ def _runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Train
         teacher = json.loads(path.read_text()) if path.is_file() else {}
 
     robust = []
-    spec = dict(cfg.robustness)
-    for task in spec.pop("tasks", []) if spec else []:
-        rcfg = from_dict(RobustnessConfig, {"strategies": ["pre_thinking", "post_thinking", "pst"], "kinds": ["shuffle"],
-                                            "rates": [0.0, 0.2, 0.4], "seeds": cfg.seeds[:1], **spec,
-                                            "task": task, "teacher": cfg.teacher, "name": f"{cfg.name}-robustness-{task}"})
+    for task in cfg.robustness.get("tasks", []):
+        rcfg = robustness_config(cfg, task)
 
         def robust_train(options: dict[str, Any], rid: str, task: str = task) -> str | Path:
             pick = chosen[(task, options["strategy"])]
             if not options.get("perturb_rate") and options["seed"] in cfg.seeds:  # p = 0 is the final run itself
                 rid = run_id(cfg, task, options["strategy"], pick["candidate"], options["seed"])
-            return train_fn({**run_options(cfg, task, options["strategy"], options["seed"], pick["options"]), **options}, rid)
+            return train_fn(robust_options(cfg, task, options, pick["options"]), rid)
 
         result = run_robustness(rcfg, eval_cfg, root, robust_train, evaluate, log)
         out = Path(cfg.out)
@@ -430,7 +559,6 @@ def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log
 
     from pst_core import settings
     from pst_core.config import load_file
-    from pst_core.errors import ConfigError
     from pst_core.train.run import train_fn
 
     if phase not in (*PHASES, "all"):

@@ -1,23 +1,30 @@
 """`pst report`: every evaluated run -> one Markdown table and one PNG chart under `<store>/reports/`.
 
 Rows are (task x strategy x teacher [x noise]) -> accuracy with its interval, mean new tokens,
-latency and throughput, read from each run's metrics.json. When the same combination was
-evaluated in several runs, the newest evaluation wins unless runs are named explicitly (then
-every named run is a row). The chart has two panels sharing one legend: accuracy with its
-interval as error bars, and latency per example (log scale, since answer-first and
-rationale-first strategies differ by multiples).
+latency and throughput, read from each run's metrics.json. Unless runs are named explicitly (then
+every named run is a row), one row is one run setting: task, strategy, teacher, student, noise,
+and the evaluated split and max_examples (a 10-example smoke evaluation is its own row, never a
+stand-in for the full one). Of one setting and seed the newest evaluation wins, so only a
+re-evaluation replaces an older one; several seeds of one setting make one row whose accuracy is
+the mean ± sample std over seeds, whose interval spans the seeds' accuracies (instead of the
+bootstrap interval of one run), and whose cost columns are means over the seeds. The chart has
+two panels sharing one legend: accuracy with its interval as error bars, and latency per example
+(log scale, since answer-first and rationale-first strategies differ by multiples).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
 from pst_core.errors import DataError
 from pst_core.evaluate.runner import output_names, write_json
 
-KEY = ("task", "strategy", "teacher", "student", "perturb", "perturb_rate")
+KEY = ("task", "strategy", "teacher", "student", "perturb", "perturb_rate")  # one run setting, with EVAL_KEY
+EVAL_KEY = ("split", "max_examples")  # of the eval config: a smoke evaluation never stands in for a full one
+MEANS = ("mean_new_tokens", "mean_latency_ms", "examples_per_s")
 STRATEGY_ORDER = ("answer_only", "pre_thinking", "prefix", "post_thinking", "pst")
 
 
@@ -39,13 +46,38 @@ def gather(root: str, runs: list[str] | None = None, split: str = "test") -> lis
         paths = sorted(runs_dir.glob(f"*/{name}")) if runs_dir.is_dir() else []
     rows = [{**json.loads(p.read_text()), "run_id": p.parent.name} for p in paths]
     if not runs:
-        newest: dict[tuple, dict[str, Any]] = {}
-        for row in sorted(rows, key=lambda r: r.get("created_at", "")):
-            newest[tuple(row.get(k) for k in KEY)] = row
-        rows = list(newest.values())
+        rows = [over_seeds(group) for group in by_setting(rows)]
     rank = {s: i for i, s in enumerate(STRATEGY_ORDER)}
     return sorted(rows, key=lambda r: (r.get("task") or "", r.get("teacher") or "", noise(r),
                                        rank.get(r.get("strategy"), len(rank)), r.get("strategy") or "", r["run_id"]))
+
+
+def setting(row: dict[str, Any]) -> tuple:
+    """What a row was trained and evaluated with, seed aside (rows of one setting are comparable)."""
+    ecfg = row.get("eval_config") or {}
+    return (*(row.get(k) for k in KEY), *(ecfg.get(k) for k in EVAL_KEY))
+
+
+def by_setting(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The newest evaluation per setting and seed, grouped by setting (seeds in order)."""
+    newest: dict[tuple, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: r.get("created_at", "")):
+        newest[(*setting(row), row.get("seed"))] = row
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in sorted(newest.values(), key=lambda r: (r.get("seed") is None, r.get("seed") or 0)):
+        groups.setdefault(setting(row), []).append(row)
+    return list(groups.values())
+
+
+def over_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for the seeds of one setting: mean ± sample std of accuracy, the seeds' range as interval."""
+    if len(rows) == 1:
+        return rows[0]
+    newest = max(rows, key=lambda r: r.get("created_at", ""))
+    acc = [r["accuracy"] for r in rows]
+    return {**newest, "accuracy": statistics.fmean(acc), "accuracy_std": statistics.stdev(acc), "ci_low": min(acc),
+            "ci_high": max(acc), "seeds": [r.get("seed") for r in rows], "runs": [r["run_id"] for r in rows],
+            **{k: statistics.fmean(r.get(k, 0.0) for r in rows) for k in MEANS}}
 
 
 def markdown(rows: list[dict[str, Any]], split: str = "test") -> str:
@@ -53,13 +85,21 @@ def markdown(rows: list[dict[str, Any]], split: str = "test") -> str:
     with_noise = any(noise(r) for r in rows)
     head = ["task", "strategy", "teacher", *(["noise"] if with_noise else []), "accuracy %", "95 % CI", "n",
             "new tokens", "ms / example", "examples / s", "run"]
-    lines = [f"Accuracy on the `{split}` split; interval: percentile bootstrap over examples.", "",
-             "| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 3 else "--:" for i in range(len(head) - 1)) + "|---|"]
+    with_seeds = any(r.get("seeds") for r in rows)
+    if with_seeds:
+        head.insert(head.index("n"), "seeds")
+    caption = f"Accuracy on the `{split}` split; interval: percentile bootstrap over examples."
+    if with_seeds:
+        caption += " Rows with several seeds: mean ± sample std over the seeds, and the interval spans the seeds' accuracies."
+    lines = [caption, "", "| " + " | ".join(head) + " |",
+             "|" + "|".join("---" if i < 3 + with_noise else "--:" for i in range(len(head) - 1)) + "|---|"]
     for r in rows:
+        accuracy = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if r.get("seeds") else "")
         cells = [r.get("task"), r.get("strategy"), r.get("teacher"), *([noise(r)] if with_noise else []),
-                 f"{100 * r['accuracy']:.1f}", f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}", r.get("n"),
+                 accuracy, f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}",
+                 *([", ".join(str(s) for s in r.get("seeds") or [r.get("seed")])] if with_seeds else []), r.get("n"),
                  f"{r.get('mean_new_tokens', 0):.1f}", f"{r.get('mean_latency_ms', 0):.1f}", f"{r.get('examples_per_s', 0):.1f}",
-                 f"`{r['run_id']}`"]
+                 ", ".join(f"`{run}`" for run in r.get("runs") or [r["run_id"]])]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -70,6 +110,8 @@ def _series(row: dict[str, Any], many_teachers: bool) -> str:
         parts.append(str(row.get("teacher")))
     if noise(row):
         parts.append(noise(row))
+    if (row.get("eval_config") or {}).get("max_examples"):  # a smoke evaluation gets its own bar
+        parts.append(f"first {row['eval_config']['max_examples']}")
     return " · ".join(parts)
 
 
