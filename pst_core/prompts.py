@@ -43,9 +43,32 @@ def answer_trigger(answer_type: str, choices: list[str] | None = None) -> str:
     return "Therefore, the answer is"
 
 
+def _squashed(text: str) -> str:
+    return "".join(text.split()).casefold()
+
+
+def lists_choices(question: str, choices: list[str] | tuple[str, ...] | None) -> bool:
+    """Whether `question` already shows every stored option ('A) x'), in order, as '(A) x' or 'A) x'.
+
+    Fine-tune-CoT's and Zero-shot-CoT's multiple-choice questions end in their options ("Answer
+    Choices: (A) ..."), so prompts must not list them again. Whitespace and case are ignored
+    (AQuA's question spaces its options differently from the stored ones); a question that names
+    only some options, or an option's text in passing, does not count.
+    """
+    if not choices:
+        return False
+    text, at = _squashed(question), 0
+    for choice in choices:
+        found = text.find(_squashed(choice), at)
+        if found < 0:
+            return False
+        at = found + len(_squashed(choice))
+    return True
+
+
 def question_text(question: str, choices: list[str] | None) -> str:
     """The question as shown to the teacher, options appended as Zero-shot-CoT did when absent."""
-    if not choices or "Answer Choices" in question or "Answer choices" in question:
+    if not choices or lists_choices(question, choices):
         return question
     opts = " ".join(f"({c[0]}) {c[2:].strip()}" if len(c) > 2 and c[1] == ")" else c for c in choices)
     return f"{question} Answer Choices: {opts}"

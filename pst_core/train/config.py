@@ -37,6 +37,9 @@ class TrainConfig:
     max_length: int = option(512, "Token cap per sequence; longer rationales are truncated at the end.")
     perturb: str | None = option(None, "Robustness study: perturb training rationales ('shuffle' or 'numbers').")
     perturb_rate: float = option(0.0, "Fraction of training rationales perturbed (0 = off).")
+    drop_test_overlap: bool = option(True, "Drop train and validation questions identical to a test question (text and "
+                                     "choices): Fine-tune-CoT's published split repeats 5 of MultiArith's 180 test "
+                                     "questions in train, so training on them would score memorised answers as test accuracy.")
     ntp_reduction: str = option("sequence", "How NTP averages: 'sequence' (each example's mean over its target tokens, "
                                 "then the mean over examples, as NTP(t | c) is defined) or 'token' (one mean over the batch's tokens).")
     # optimisation

@@ -4,14 +4,20 @@ Rows come from `examples` (gold answers) joined with the teacher's `rationales` 
 correct only by default, deduplicated by request key, at most N per question; a stored row serves
 every example with the same question, since identical questions share one request); PST adds the
 precomputed embedding of each rationale (`pst_core.embed.read_vectors`: training never runs the
-encoder). Tokenised sequences are cached under `<store>/cache/tokens/` keyed by tokenizer,
-strategy, length cap and texts.
+encoder). Train and validation questions identical to a test question are left out
+(`split_examples`). Tokenised sequences are cached under `<store>/cache/tokens/` keyed by tokenizer,
+strategy, length cap and texts; a sequence longer than the cap loses rationale tokens only, and a
+row whose answer cannot fit is dropped before training (`drop_too_long`). `fingerprint` names the
+assembled data, so a run is reused only on the data it was trained on.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
+import logging
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,12 +31,14 @@ from pst_core import answers, examples, schemas, store
 from pst_core.errors import DataError
 from pst_core.train.config import TrainConfig
 from pst_core.train.losses import NONE, RATIONALE
-from pst_core.train.strategies import EOS, SEM, Row, Strategy
+from pst_core.train.strategies import EOS, SEM, SEP, Row, Seq, Strategy
 
 if TYPE_CHECKING:
     import torch
 
-CACHE_VERSION = "1"
+# 2: choices are not listed twice in the prompt; truncation cuts only rationale text.
+CACHE_VERSION = "2"
+log = logging.getLogger("pst.train")
 
 
 @dataclass
@@ -104,11 +112,30 @@ def rationale_rows(table: pa.Table, exs: dict[str, Any], cfg: TrainConfig) -> li
     return out
 
 
+def split_examples(root: str, cfg: TrainConfig, split: str) -> tuple[list[examples.Example], int]:
+    """The examples of `split` and how many were left out for asking a test question.
+
+    Fine-tune-CoT's published split repeats test questions in train (MultiArith: 5 of its 180,
+    StrategyQA: 1), so with `drop_test_overlap` a train or validation example whose `question_key`
+    is a test example's is dropped: training or selecting on it would score a memorised answer as
+    test accuracy.
+    """
+    exs = examples.load(root, cfg.task, split)
+    if split == "test" or not cfg.drop_test_overlap or not exs:
+        return exs, 0
+    test = {question_key(e) for e in examples.load(root, cfg.task, "test")}
+    kept = [e for e in exs if question_key(e) not in test]
+    if len(kept) < len(exs):
+        log.info("%s/%s: dropped %d of %d questions that are also test questions", cfg.task, split, len(exs) - len(kept), len(exs))
+    return kept, len(exs) - len(kept)
+
+
 def assemble(root: str, cfg: TrainConfig, strategy: Strategy, split: str) -> TrainData:
     """The rows (and PST targets) of `split` for `strategy`; perturbation applies to train only."""
-    exs = {e.example_id: e for e in examples.load(root, cfg.task, split)}
-    if not exs:
+    loaded, overlap = split_examples(root, cfg, split)
+    if not loaded and not overlap:
         raise DataError(f"no {split} examples for task {cfg.task!r} in {root}: run `pst data prepare --task {cfg.task}`")
+    exs = {e.example_id: e for e in loaded}
 
     def row(e: Any, rationale: str | None = None, key: str | None = None) -> Row:
         return Row(e.example_id, e.question, e.gold_answer, tuple(e.choices or ()), e.answer_type, rationale, key)
@@ -120,7 +147,7 @@ def assemble(root: str, cfg: TrainConfig, strategy: Strategy, split: str) -> Tra
     cap = cfg.max_train_examples if split == "train" else cfg.max_val_examples
     if cap and len(rows) > cap:
         rows = sorted(random.Random(f"{cfg.seed}:{split}").sample(rows, cap), key=lambda r: (r.example_id, r.request_key or ""))
-    notes: dict[str, Any] = {"rows": len(rows), "questions": len({r.example_id for r in rows})}
+    notes: dict[str, Any] = {"rows": len(rows), "questions": len({r.example_id for r in rows}), "dropped_test_overlap": overlap}
     embed_texts = [r.rationale or "" for r in rows]
     if split == "train" and cfg.perturb_rate > 0 and strategy.uses_rationale:
         texts, embed_texts, notes["perturbed"] = _perturb(rows, cfg)
@@ -183,7 +210,11 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 def tokenize(rows: list[Row], strategy: Strategy, tokenizer: Any, max_length: int, is_encoder_decoder: bool,
              cache_dir: str | None = None) -> Tokenized:
-    """Format and tokenise every row (cached on disk when `cache_dir` is given)."""
+    """Format and tokenise every row (cached on disk when `cache_dir` is given).
+
+    A row whose answer cannot fit `max_length` raises DataError: `drop_too_long` (which `pst
+    train` runs first) leaves such rows out and counts them.
+    """
     key = None
     if cache_dir:
         texts = json.dumps([[r.question, r.answer, list(r.choices), r.rationale] for r in rows], ensure_ascii=False)
@@ -195,24 +226,17 @@ def tokenize(rows: list[Row], strategy: Strategy, tokenizer: Any, max_length: in
             with fs.open(local, "rb") as fh:
                 return Tokenized(**pq.read_table(fh).to_pydict())
     out = Tokenized([], [], [], [], [], [])
-    special = {EOS: [tokenizer.eos_token_id]}
     for i, row in enumerate(rows):
         for seq in strategy.format(row):
-            prompt = tokenizer(seq.prompt)["input_ids"]
-            target: list[int] = []
-            roles: list[int] = []
-            sem = -1
-            for text, role in seq.pieces:
-                ids = special[text] if text is EOS else tokenizer(text, add_special_tokens=False)["input_ids"]
-                if text == SEM:
-                    sem = len(target)
-                target += ids
-                roles += [role] * len(ids)
-            prompt, target, roles = _truncate(prompt, target, roles, max_length, is_encoder_decoder)
+            fitted = _fitted(seq, tokenizer, max_length, is_encoder_decoder)
+            if fitted is None:
+                raise DataError(f"row {row.example_id}: prompt tail and answer do not fit max_length={max_length}; "
+                                "leave such rows out with pst_core.train.data.drop_too_long (pst train does)")
+            prompt, target, roles, sem = fitted
             out.prompt.append(prompt)
             out.target.append(target)
             out.roles.append(roles)
-            out.sem_index.append(sem if sem < len(target) else -1)
+            out.sem_index.append(sem)
             out.view.append(seq.view)
             out.row.append(i)
     if key is not None:
@@ -220,14 +244,99 @@ def tokenize(rows: list[Row], strategy: Strategy, tokenizer: Any, max_length: in
     return out
 
 
-def _truncate(prompt: list[int], target: list[int], roles: list[int], max_length: int, enc_dec: bool) -> tuple[list[int], list[int], list[int]]:
-    """Fit a sequence into `max_length`: keep the prompt's end (the question tail and "Answer:") and
-    the target's start (answer, SEM), cutting long rationales at the end."""
+def _fitted(seq: Seq, tokenizer: Any, max_length: int, enc_dec: bool) -> tuple[list[int], list[int], list[int], int] | None:
+    """(prompt, target, roles, SEM index or -1) of one sequence fitted into `max_length`, or None."""
+    prompt = tokenizer(seq.prompt)["input_ids"]
+    target: list[int] = []
+    roles: list[int] = []
+    sem, span = -1, None
+    for text, role in seq.pieces:
+        ids = [tokenizer.eos_token_id] if text is EOS else tokenizer(text, add_special_tokens=False)["input_ids"]
+        if text == SEM:
+            sem = len(target)
+        if role == RATIONALE and text not in (SEP, SEM, EOS):
+            span = (len(target), len(target) + len(ids))  # the rationale text: the only part ever cut
+        target += ids
+        roles += [role] * len(ids)
+    fitted = _truncate(prompt, target, roles, span, max_length, enc_dec)
+    if fitted is None:
+        return None
+    removed = len(target) - len(fitted[1])
+    if span is not None and sem >= span[1]:
+        sem -= removed
+    return (*fitted, sem)
+
+
+def _truncate(prompt: list[int], target: list[int], roles: list[int], span: tuple[int, int] | None, max_length: int,
+              enc_dec: bool) -> tuple[list[int], list[int], list[int]] | None:
+    """Fit a sequence into `max_length`, cutting only the end of the rationale text (`span`, its
+    [start, end) in the target); None when even that cannot make it fit.
+
+    The answer, SEP/SEM and the closing EOS are what the student must learn to write and to stop
+    with: cutting Pre-Thinking's target (rationale, SEP, answer, EOS) at its end would train it to
+    ramble without ever answering, and an answer-first target without its EOS never to stop. The
+    prompt keeps its end (the question tail and "Answer:"), and gives way down to half the budget
+    when the target needs the room. A target whose protected part cannot fit, or whose rationale
+    would be cut away entirely (a Pre-Thinking row that answers without reasoning), is None.
+    """
     if enc_dec:
-        return prompt[-max_length:], target[:max_length], roles[:max_length]
-    prompt = prompt[-(max_length // 2):] if len(prompt) + len(target) > max_length and len(prompt) > max_length // 2 else prompt
-    room = max_length - len(prompt)
-    return prompt, target[:room], roles[:room]
+        prompt, room = prompt[-max_length:], max_length
+    else:
+        if len(prompt) + len(target) > max_length:
+            prompt = prompt[-max(max_length // 2, max_length - len(target)):]
+        room = max_length - len(prompt)
+    excess = len(target) - room
+    if excess <= 0:
+        return prompt, target, roles
+    start, end = span or (0, 0)
+    if excess >= end - start:
+        return None
+    cut = end - excess
+    return prompt, target[:cut] + target[end:], roles[:cut] + roles[end:]
+
+
+def _with_delimiters(tokenizer: Any) -> Any:
+    """`tokenizer`, or a copy with SEP and SEM added as the loop adds them (`students.add_special_tokens`),
+    so lengths are measured on training's ids without resizing the model before the loop seeds it."""
+    new = [t for t in (SEP, SEM) if t not in tokenizer.get_vocab()]
+    if not new:
+        return tokenizer
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.add_special_tokens({"additional_special_tokens": new}, replace_extra_special_tokens=False)
+    return tokenizer
+
+
+def drop_too_long(td: TrainData, strategy: Strategy, tokenizer: Any, max_length: int, is_encoder_decoder: bool) -> TrainData:
+    """`td` without the rows that cannot fit `max_length` with their answer intact (any of their
+    sequences), counted in `notes["dropped_too_long"]`; PST targets follow the kept rows."""
+    tokenizer = _with_delimiters(tokenizer)
+    keep = [i for i, row in enumerate(td.rows)
+            if all(_fitted(seq, tokenizer, max_length, is_encoder_decoder) is not None for seq in strategy.format(row))]
+    dropped = len(td.rows) - len(keep)
+    if dropped:
+        log.info("dropped %d of %d rows whose answer does not fit max_length=%d", dropped, len(td.rows), max_length)
+    targets = td.targets[keep] if td.targets is not None else None
+    return TrainData([td.rows[i] for i in keep], targets, {**(td.notes or {}), "dropped_too_long": dropped})
+
+
+def fingerprint(train: TrainData, val: TrainData | None, questions: list[Row]) -> str:
+    """sha256 of the data a run learns and is selected on: every train and validation row (ids,
+    question, answer, choices, rationale, request key), their semantic targets' bytes and the
+    validation questions, in their (deterministic) assembled order. Cheap: no tokenizer, no model."""
+    h = hashlib.sha256()
+
+    def add(chunk: bytes) -> None:
+        h.update(len(chunk).to_bytes(8, "little") + chunk)  # length-prefixed: no two inputs hash alike
+
+    for name, part in (("train", train), ("validation", val)):
+        rows = part.rows if part is not None else []
+        add(json.dumps([name, [dataclasses.astuple(r) for r in rows]], ensure_ascii=False).encode())
+        if part is not None and part.targets is not None:
+            vectors = np.ascontiguousarray(part.targets, dtype="<f4")
+            add(json.dumps(list(vectors.shape)).encode())
+            add(vectors.tobytes())
+    add(json.dumps(["questions", [dataclasses.astuple(q) for q in questions]], ensure_ascii=False).encode())
+    return h.hexdigest()
 
 
 def batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[list[int]]:

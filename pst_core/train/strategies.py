@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pst_core.prompts import lists_choices
 from pst_core.registry import Registry
 from pst_core.train import losses
 from pst_core.train.config import PostThinkingConfig, PrefixConfig, PSTConfig, TrainConfig
@@ -60,9 +61,14 @@ class Seq:
 
 
 def question_prompt(question: str, choices: list[str] | tuple[str, ...] = ()) -> str:
-    """The prompt x shared by all strategies (one format, so strategies differ only in target)."""
+    """The prompt x shared by all strategies (one format, so strategies differ only in target).
+
+    Choices are listed only when the question does not already show them (`prompts.lists_choices`):
+    Fine-tune-CoT's choice questions end in "Answer Choices: (A) ...", and a second list would show
+    every option twice.
+    """
     lines = [f"Question: {question.strip()}"]
-    if choices:
+    if choices and not lists_choices(question, choices):
         lines.append("Choices: " + " ".join(choices))
     lines.append("Answer:")
     return "\n".join(lines)
