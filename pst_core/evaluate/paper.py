@@ -193,12 +193,12 @@ def validate(cfg: PaperConfig) -> None:
         check_strategy_keys(cfg.search, "search", cfg.strategies)
     for s in cfg.strategies:
         given = strategy_options(cfg.train, s)
-        for option, field in VALIDATION_AS_TEST.items():
-            if option in given and given[option] != getattr(ecfg, field):
-                raise ConfigError(f"PaperConfig: train.{option} is {given[option]!r} but evaluate.{field} is {getattr(ecfg, field)!r}: "
+        for key, field in VALIDATION_AS_TEST.items():
+            if key in given and given[key] != getattr(ecfg, field):
+                raise ConfigError(f"PaperConfig: train.{key} is {given[key]!r} but evaluate.{field} is {getattr(ecfg, field)!r}: "
                                   f"validation is scored as test: set evaluate.{field} instead")
-            check(option not in strategy_options(cfg.search, s), "PaperConfig",
-                  f"search.{option}: validation is scored as test: set evaluate.{field} instead")
+            check(key not in strategy_options(cfg.search, s), "PaperConfig",
+                  f"search.{key}: validation is scored as test: set evaluate.{field} instead")
     for s in cfg.strategies:
         with _section(f"train{f' + train.{s}' if cfg.train.get(s) else ''} ({s})"):
             resolve(run_options(cfg, cfg.tasks[0], s, cfg.seeds[0], {}))
@@ -441,6 +441,40 @@ def hardware() -> dict[str, Any]:
             "cuda": torch.version.cuda if gpu else None}
 
 
+class DiskPeak:
+    """Samples the size of a folder every `every_s` seconds in a thread (a run's last/ exists only
+    while it trains, so sampling between runs would miss the peak); `peak` and `last` in bytes."""
+
+    def __init__(self, path: Path, every_s: float = 5.0) -> None:
+        self.path, self.every_s, self.peak, self.last = path, every_s, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="disk-peak")
+
+    def sample(self) -> int:
+        from pst_core.train.checkpoint import disk_usage
+
+        try:
+            self.last = disk_usage(self.path)
+        except OSError:  # a file renamed or deleted while walking (checkpoint swaps)
+            return self.last
+        self.peak = max(self.peak, self.last)
+        return self.last
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.sample()
+
+    def __enter__(self) -> DiskPeak:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
 @contextlib.contextmanager
 def _sigterm_as_exit() -> Iterator[None]:
     """SIGTERM (`timeout`, a scheduler) raises SystemExit, so `finally` blocks run (main thread only)."""
@@ -510,11 +544,13 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
         record_wall()
         outer_log(message)
 
-    with _sigterm_as_exit():
+    with _sigterm_as_exit(), DiskPeak(Path(root) / "runs") as disk:
         try:
             result = _runs(cfg, root, datasets_dir, train_fn, eval_fn, log)
         finally:
             wall = record_wall()
+    log(f"disk: the runs use {disk.last / 2**30:.2f} GiB now, at most {disk.peak / 2**30:.2f} GiB during this call "
+        f"(a finished run keeps its best checkpoint only)")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     chosen, rows, summary, teacher, robust, eval_cfg = (result[k] for k in ("chosen", "rows", "summary", "teacher", "robustness", "eval_cfg"))
@@ -526,6 +562,7 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
     hw = hardware()
     write_json(out / "results.json", {
         "config": to_dict(cfg), "eval_config": to_dict(eval_cfg), "hardware": hw, "wall_s": wall, "command": command,
+        "disk_peak_bytes": disk.peak, "disk_final_bytes": disk.last,
         "teacher_accuracy": teacher, "runs": rows, "summary": summary, "robustness": robust,
         "chosen": [{"task": t, "strategy": s, **p} for (t, s), p in chosen.items()]})
     if config_text:

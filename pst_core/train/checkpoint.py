@@ -5,7 +5,8 @@ data/runs/<run_id>/
   history.jsonl        one line per logged step (lr, each loss term, tokens/s) and per validation
   train_metrics.json   final/best losses per term, steps, tokens/s, wall time
   checkpoint/          best-by-validation model: save_pretrained folder + tokenizer + head + trainer_state.json
-  last/                accelerate state (model, optimizer, scheduler, RNG) + trainer_state.json
+  last/                accelerate state (model, optimizer, scheduler, RNG) + trainer_state.json; deleted when
+                       the run finishes (TrainConfig.keep_last keeps it)
 """
 
 from __future__ import annotations
@@ -79,6 +80,20 @@ def save_last(run_dir: str | Path, accelerator: Any, state: dict[str, Any]) -> N
         write_json(tmp / STATE, state)
         replace_dir(tmp, final)
     accelerator.wait_for_everyone()  # no rank reads last/ or moves on while it is being swapped
+
+
+def drop_last(run_dir: str | Path) -> None:
+    """Delete a finished run's resumable state (optimizer moments are ~2x the model; evaluation never reads them)."""
+    for path in [Path(run_dir) / LAST, *Path(run_dir).glob(f".tmp-{LAST}-*"), *Path(run_dir).glob(f".old-{LAST}-*")]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def disk_usage(path: str | Path) -> int:
+    """Bytes under `path` (files only; 0 when it does not exist)."""
+    p = Path(path)
+    if p.is_file():
+        return p.stat().st_size
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
 
 
 def load_last(run_dir: str | Path, accelerator: Any) -> dict[str, Any] | None:

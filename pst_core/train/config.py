@@ -59,10 +59,20 @@ class TrainConfig:
     # validation, logging, checkpoints
     eval_every: int = option(200, "Validate every N optimizer steps (and at the end); 0 = only at the end.")
     select_by: str = option("loss", "Best checkpoint by validation 'loss' or answer 'exact_match' (greedy decoding).")
-    eval_max_new_tokens: int = option(32, "Generation budget per answer when selecting by exact match.")
+    eval_max_new_tokens: int = option(256, "Generation budget per validation question when selecting by exact match "
+                                      "(as EvalConfig.max_new_tokens: Pre-Thinking needs room for its rationale).")
+    eval_batch_size: int = option(32, "Prompts per validation generation batch (as EvalConfig.batch_size).")
+    eval_dtype: str = option("auto", "Weights while generating validation answers, as EvalConfig.dtype: auto (bfloat16 on "
+                             "CUDA, float32 elsewhere), float32, bfloat16. Validation is scored as test is.")
     log_every: int = option(10, "Write a history line every N optimizer steps.")
     save_every: int = option(0, "Save the resumable last/ checkpoint every N steps (0 = at each validation).")
     progress: bool = option(True, "Show a progress bar with tokens/s.")
+    # real students
+    new_token_init: str = option("mean", "How the rows of the new SEP/SEM tokens start: 'mean' (transformers' default), "
+                                 "'text' (the rows of the token's meaning in words) or 'eos' (a copy of EOS, the ending the "
+                                 "pretrained model already predicts there). See bench/README.md for what each learns.")
+    keep_last: bool = option(False, "Keep the resumable last/ state (optimizer, RNG) after the run finished; it is about "
+                             "3x the model's size and only needed to continue training past max_steps.")
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -74,6 +84,9 @@ class TrainConfig:
         check(self.precision in PRECISIONS, name, f"precision must be one of {', '.join(PRECISIONS)}")
         check(self.ntp_reduction in NTP_REDUCTIONS, name, f"ntp_reduction must be one of {', '.join(NTP_REDUCTIONS)}")
         check(self.select_by in SELECT_BY, name, f"select_by must be one of {', '.join(SELECT_BY)}")
+        check(self.eval_max_new_tokens >= 1 and self.eval_batch_size >= 1, name, "eval_max_new_tokens and eval_batch_size must be >= 1")
+        check(self.new_token_init in ("mean", "text", "eos"), name, "new_token_init must be mean, text or eos")
+        check(self.eval_dtype in ("auto", "float32", "bfloat16"), name, "eval_dtype must be auto, float32 or bfloat16")
         check(self.perturb in (None, "shuffle", "numbers"), name, "perturb must be null, 'shuffle' or 'numbers'")
         check(0.0 <= self.perturb_rate <= 1.0, name, "perturb_rate must be in [0, 1]")
         check(self.perturb_rate == 0 or self.perturb is not None, name, "perturb_rate > 0 needs perturb")

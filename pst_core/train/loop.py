@@ -9,6 +9,7 @@ one GPU, or several GPUs under `accelerate launch` (DDP; each rank takes every w
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pst_core.evaluate.config import EvalConfig
 from pst_core.train import checkpoint, data, generate, students
 from pst_core.train.config import TrainConfig
 from pst_core.train.strategies import StepOutput, Strategy
@@ -39,8 +41,29 @@ def param_groups(module: Any, weight_decay: float) -> list[dict[str, Any]]:
 
 
 def precision_of(cfg: TrainConfig, cuda: bool) -> str:
-    """The effective precision: bf16 autocast on GPU and fp32 on CPU unless set explicitly."""
-    return cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if cuda else "fp32")
+    """The effective precision: bf16 autocast on GPU and fp32 on CPU unless set explicitly.
+
+    bf16 on a CPU only pays where oneDNN has bf16 kernels (AVX512-BF16 or AMX): there it is ~2.5x
+    fp32 (bench/README.md); on an AVX2-only CPU every bf16 matmul falls back to a reference GEMM
+    and a step takes over 10x longer, so asking for it there gets a warning.
+    """
+    precision = cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if cuda else "fp32")
+    if not cuda and precision != "fp32" and not cpu_has_bf16():
+        import warnings
+
+        warnings.warn(f"precision {precision} on a CPU without bf16 kernels (no AVX512-BF16/AMX): bf16 matmuls fall back "
+                      "to a slow reference GEMM, >10x slower than fp32; set precision: auto or fp32", stacklevel=2)
+    return precision
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (oneDNN's own check)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_encoder_decoder: bool,
@@ -58,7 +81,7 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)  # new embedding rows and the head are drawn from this seed
-    students.add_special_tokens(model, tokenizer)
+    students.add_special_tokens(model, tokenizer, cfg.new_token_init)
     strategy.bind(tokenizer)
     head = None
     if strategy.uses_semantic:
@@ -94,6 +117,14 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
         return {k: (v.pin_memory().to(acc.device, non_blocking=True) if cuda else v.to(acc.device)) if k != "n_tokens" else v
                 for k, v in b.items()}
 
+    # Validation answers are generated as `pst eval` generates test answers: same weights dtype
+    # (a bf16 copy on GPU, no autocast), batch size and token budget (EvalConfig's fields).
+    eval_dtype = getattr(torch, EvalConfig(dtype=cfg.eval_dtype).torch_dtype(acc.device.type))
+
+    def scoring_model() -> Any:
+        model_ = inner.model
+        return model_ if next(model_.parameters()).dtype == eval_dtype else copy.deepcopy(model_).to(eval_dtype)
+
     def validate() -> dict[str, float]:
         """Validation loss per term (sequence-weighted) and, when selecting by it, exact match.
 
@@ -115,8 +146,9 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
                     for k, v in {"loss": loss, **terms, "n": 1.0}.items():
                         sums[k] = sums.get(k, 0.0) + float(v) * w
         if cfg.select_by == "exact_match" and val_questions:
-            with acc.autocast():  # bf16 decoding on GPU, as the test evaluation does
-                sums["hits"] = float(generate.hits(inner.model, tokenizer, strategy, val_questions[rank::world], cfg.eval_max_new_tokens))
+            counts = generate.score(scoring_model(), tokenizer, strategy, val_questions[rank::world], cfg.eval_max_new_tokens,
+                                    cfg.eval_batch_size)
+            sums.update({k: float(v) for k, v in counts.items()})
         if world > 1:
             from accelerate.utils import gather_object
 
@@ -125,9 +157,10 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
                 for k, v in shard.items():
                     sums[k] = sums.get(k, 0.0) + v
         n = sums.pop("n", 0.0)
-        out = {f"val_{k}": v / n for k, v in sums.items() if k != "hits"} if n else {}
+        out = {f"val_{k}": v / n for k, v in sums.items() if k not in ("hits", "delimited")} if n else {}
         if "hits" in sums:
             out["val_exact_match"] = sums["hits"] / len(val_questions)
+            out["val_delimited"] = sums["delimited"] / len(val_questions)
         module.train()
         return out
 
@@ -175,7 +208,8 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
             state["best_step"], state["best_metrics"] = state["step"], metrics
             if acc.is_main_process:
                 checkpoint.save_best(run, inner.model, tokenizer, inner.head, dict(state))
-        checkpoint.save_last(run, acc, dict(state))
+        if state["step"] < total or cfg.keep_last:  # a finished run needs no resumable state
+            checkpoint.save_last(run, acc, dict(state))
 
     bar = tqdm(total=total, initial=state["step"], disable=not (cfg.progress and acc.is_main_process), desc=f"train {strategy.name}", unit="step")
     window: dict[str, Any] = {}
@@ -229,5 +263,7 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
                "train_wall_s": state["train_s"], "data": train.notes or {}}
     if acc.is_main_process:
         checkpoint.write_json(run / "train_metrics.json", metrics)
+        if not cfg.keep_last:  # written last: a crash before it leaves a resumable run
+            checkpoint.drop_last(run)
     acc.wait_for_everyone()
     return metrics

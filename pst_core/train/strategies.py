@@ -96,6 +96,7 @@ class Strategy:
     answer_first = False
     uses_rationale = True
     uses_semantic = False
+    delimiter: str | None = None  # the new token a generation must contain for its answer to be read right
 
     def __init__(self, cfg: TrainConfig | None = None) -> None:
         self.cfg = cfg if cfg is not None else self.config_cls(strategy=self.name)
@@ -174,6 +175,7 @@ class PreThinking(Strategy):
     """Fine-tune-CoT: rationale, SEP, answer; the answer is parsed after SEP."""
 
     name = "pre_thinking"
+    delimiter = SEP
 
     def format(self, row: Row) -> list[Seq]:
         pieces = ((_rat(row), RATIONALE), (SEP, RATIONALE), (_ans(row), ANSWER), (EOS, ANSWER))
@@ -218,6 +220,7 @@ class PostThinking(Strategy):
     name = "post_thinking"
     config_cls = PostThinkingConfig
     answer_first = True
+    delimiter = SEM
 
     def format(self, row: Row) -> list[Seq]:
         pieces = ((_ans(row), ANSWER), (SEM, ANSWER), (_rat(row), RATIONALE), (EOS, RATIONALE))

