@@ -23,12 +23,12 @@ from typing import Any
 import contextlib
 from collections.abc import Iterator
 
-from pst_core.config import check_keys, from_dict, load_file
+from pst_core.config import from_dict, load_file
 from pst_core.errors import ConfigError
 from pst_core.train.strategies import STRATEGIES as STRATEGY_REGISTRY
 
 SECTIONS = ("prepare", "harvest", "embed", "train", "evaluate", "report")
-TOP_LEVEL = ("tasks", "strategies", "teachers", "quickstart_student")
+TOP_LEVEL = ("tasks", "strategies", "teachers", "quickstart_student", "untrained")  # untrained: also score the student before training
 STRATEGIES = STRATEGY_REGISTRY.names()  # every registered strategy, in registration order
 
 
@@ -78,6 +78,8 @@ def validate(cfg: dict[str, Any], strategies: list[str] | None = None) -> None:
     from pst_core.schemas import SPLITS
     from pst_core.train.config import resolve
 
+    if not isinstance(cfg.get("untrained", False), bool):
+        raise ConfigError(f"pipeline config untrained: must be true or false, got {cfg['untrained']!r}")
     for key in ("tasks", "strategies", "teachers"):
         value = cfg.get(key)
         if value is not None and not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):

@@ -17,8 +17,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import STRATEGIES, as_list, check_names, load, train_options, validate
 from pst_core import settings
+from pst_core.train.config import DEFAULT_STUDENT
 from tasks.embed import embed
-from tasks.evaluate import evaluate, report
+from tasks.evaluate import evaluate, evaluate_untrained, report
 from tasks.harvest import harvest
 from tasks.prepare import prepare
 from tasks.train import train
@@ -83,12 +84,17 @@ def train_flow(teachers: list[str] | str | None = None, tasks: list[str] | str |
 
 
 @flow(name="evaluate-flow", task_runner=task_runner())
-def evaluate_flow(runs: list[str] | str, config: str | None = None, overrides: dict | None = None, root: str | None = None) -> dict:
-    """Evaluate trained runs (ids under <root>/runs/) and write the report over all runs."""
+def evaluate_flow(runs: list[str] | str, config: str | None = None, overrides: dict | None = None, root: str | None = None,
+                  untrained_tasks: list[str] | str | None = None) -> dict:
+    """Evaluate trained runs (ids under <root>/runs/), and the untrained student on `untrained_tasks`
+    (the floor each trained run is read against), then write the report over all evaluated runs."""
     cfg, root = load(config, overrides), root or settings.data_root()
+    student = train_options(cfg["train"], "answer_only").get("student") or DEFAULT_STUDENT
     futures = [evaluate.submit(root, run_id, cfg["evaluate"]) for run_id in as_list(runs) or []]
+    floors = [evaluate_untrained.submit(root, t, student, cfg["evaluate"]) for t in as_list(untrained_tasks) or []]
     metrics = [f.result() for f in futures]
-    return {"runs": metrics, "report": report(root, [m["run_id"] for m in metrics], cfg["report"])}
+    untrained = [f.result() for f in floors]
+    return {"runs": metrics, "untrained": untrained, "report": report(root, [m["run_id"] for m in metrics], cfg["report"])}
 
 
 @flow(name="distill-pipeline", task_runner=task_runner())
@@ -111,5 +117,5 @@ def distill_pipeline(
     harvested = harvest_flow(teachers=teachers, tasks=tasks, **common)
     embedded = embed_flow(teachers=teachers, tasks=tasks, **common)
     runs = train_flow(teachers=teachers, tasks=tasks, strategies=strategies or cfg.get("strategies"), **common)
-    evaluated = evaluate_flow(runs=[r["run_id"] for r in runs], **common)
+    evaluated = evaluate_flow(runs=[r["run_id"] for r in runs], untrained_tasks=tasks if cfg.get("untrained") else None, **common)
     return {"prepare": prepared, "harvest": harvested, "embed": embedded, "train": runs, **evaluated}

@@ -13,7 +13,8 @@ from tasks.artifacts import artifact_key, markdown_table, publish_metrics, publi
 from tasks.policy import RETRY_OPTIONS, stat_fingerprint, store_cache
 from tasks.train import MODEL_LOCK
 
-METRIC_COLUMNS = ("task", "strategy", "teacher", "accuracy", "ci_low", "ci_high", "n", "mean_new_tokens", "mean_latency_ms")
+METRIC_COLUMNS = ("task", "strategy", "teacher", "accuracy", "ci_low", "ci_high", "majority_accuracy", "n", "mean_new_tokens",
+                  "mean_latency_ms")
 
 
 def _reads(inputs: dict[str, Any]) -> list[Any]:
@@ -34,6 +35,22 @@ def evaluate(root: str, run_id: str, config: dict[str, Any] | None = None) -> di
     publish_preview(predictions, artifact_key("predictions", run_id))
     publish_metrics(f"metrics {run_id}", [{k: metrics.get(k) for k in METRIC_COLUMNS}], key=artifact_key("metrics", run_id))
     return {**metrics, "run_id": run_id, "outputs": [predictions]}
+
+
+@task(name="evaluate-untrained", cache_policy=NO_CACHE, **RETRY_OPTIONS)
+def evaluate_untrained(root: str, task_name: str, student: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The student before distillation on the task's questions (answer-only rule): the report's floor.
+
+    Not cached by Prefect: pst_core reuses its stored metrics while the eval config is unchanged.
+    """
+    from pst_core.evaluate.config import EvalConfig
+    from pst_core.evaluate.runner import evaluate_untrained as run_untrained
+
+    cfg = from_dict(EvalConfig, config)
+    with MODEL_LOCK:
+        metrics = run_untrained(student, task_name, cfg, root=root)
+    publish_metrics(f"metrics {metrics['run_id']}", [{k: metrics.get(k) for k in METRIC_COLUMNS}], key=artifact_key("metrics", metrics["run_id"]))
+    return metrics
 
 
 @task(name="report", cache_policy=NO_CACHE, **RETRY_OPTIONS)

@@ -19,9 +19,11 @@ from tasks.policy import RETRY_OPTIONS, digest, stat_fingerprint, store_cache
 MODEL_LOCK = threading.Lock()
 
 
-def run_id_of(config: dict[str, Any]) -> str:
-    """A deterministic run id: a retried or re-keyed task resumes the same folder, never a twin."""
-    return f"{config['task']}-{config['teacher']}-{config['strategy']}-{digest(config)[:10]}"
+def run_id_of(config: dict[str, Any], data: str = "") -> str:
+    """A deterministic run id of the options and the data fingerprint: a retried or re-keyed task
+    resumes the same folder, and a new harvest (new rationales, re-scored rows) trains a new run
+    instead of meeting the old run's refusal to resume on other data."""
+    return f"{config['task']}-{config['teacher']}-{config['strategy']}-{digest({**config, '_data': data} if data else config)[:10]}"
 
 
 def _reads(inputs: dict[str, Any]) -> list[Any]:
@@ -43,11 +45,13 @@ def _reads(inputs: dict[str, Any]) -> list[Any]:
 def train(root: str, config: dict[str, Any]) -> dict[str, Any]:
     """Train with `config` (a TrainConfig dict naming strategy, teacher and task); a rerun resumes."""
     from pst_core.train.config import resolve
+    from pst_core.train.run import data_fingerprint
     from pst_core.train.run import train as run
 
-    run_id = run_id_of(config)
+    cfg = resolve({"progress": False, **config})
+    run_id = run_id_of(config, data_fingerprint(cfg, root))
     with MODEL_LOCK:
-        run_dir, metrics = run(resolve({"progress": False, **config}), root, run_id=run_id)
+        run_dir, metrics = run(cfg, root, run_id=run_id)
     flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     publish_metrics(f"training {run_id}", [flat] if flat else [], key=artifact_key("train", run_id))
     return {"run_id": run_id, "run_dir": str(run_dir), "metrics": flat, "outputs": [str(run_dir / "checkpoint")]}

@@ -103,6 +103,7 @@ def test_a_pipeline_runs_config_json_has_the_evaluate_budget(tmp_path, monkeypat
         return run, {"steps": 0}
 
     monkeypatch.setattr(train_run, "train", fake_train)
+    monkeypatch.setattr(train_run, "data_fingerprint", lambda cfg, root: "no-store-here")
     monkeypatch.setattr(train_task, "publish_metrics", lambda *a, **k: None)
     cfg = load(_config(tmp_path, "evaluate: {max_new_tokens: 48, batch_size: 12}\n"))
     out = train_task.train.fn(str(tmp_path), {**train_options(cfg["train"], "pre_thinking"), "teacher": "t", "task": "coin_flip",

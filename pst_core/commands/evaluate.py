@@ -18,7 +18,10 @@ def _split_list(values: list[str] | None) -> list[str]:
 
 
 def eval_(
-    run: str = typer.Option(..., "--run", help="Run id under <store>/runs/ (or a run folder path)."),
+    run: str = typer.Option(None, "--run", help="Run id under <store>/runs/ (or a run folder path)."),
+    untrained: str = typer.Option(None, "--untrained", metavar="TASK",
+                                  help="Instead of a run: the student before distillation on TASK (answer-only rule), the floor of `pst report`."),
+    student: str = typer.Option(None, "--student", help="With --untrained: Hub id or folder (default: the default student)."),
     split: str = typer.Option("test", help="Split to evaluate: test, validation or train."),
     with_rationale: bool = typer.Option(False, "--with-rationale", help="Answer-first strategies also write their rationale (untimed pass)."),
     batch_size: int = typer.Option(None, help="Prompts per generation batch (default: 32)."),
@@ -30,12 +33,20 @@ def eval_(
     """Generate with the run's strategy rule and write predictions.parquet + metrics.json into the run."""
     from pst_core.config import from_dict, load_file
     from pst_core.evaluate.config import EvalConfig
-    from pst_core.evaluate.runner import evaluate_run, output_names
+    from pst_core.errors import ConfigError
+    from pst_core.evaluate.runner import evaluate_run, evaluate_untrained, output_names
+    from pst_core.train.config import DEFAULT_STUDENT
 
     cfg = from_dict(EvalConfig, load_file(config) if config else {}, split=split, with_rationale=with_rationale or None,
                     batch_size=batch_size, max_new_tokens=max_new_tokens, max_examples=max_examples, device=device)
-    run_dir = Path(run) if Path(run).is_dir() else Path(settings.data_root()) / "runs" / run
-    m = evaluate_run(run_dir, cfg)
+    if (run is None) == (untrained is None):
+        raise ConfigError("pst eval needs exactly one of --run RUN_ID or --untrained TASK")
+    if untrained is not None:
+        m = evaluate_untrained(student or DEFAULT_STUDENT, untrained, cfg)
+        run_dir = Path(settings.data_root()) / "runs" / m["run_id"]
+    else:
+        run_dir = Path(run) if Path(run).is_dir() else Path(settings.data_root()) / "runs" / run
+        m = evaluate_run(run_dir, cfg)
     typer.echo(f"{m['run_id']} ({m['strategy']}, {m['task']}, {cfg.split}): accuracy {100 * m['accuracy']:.1f} % "
                f"[{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] on {m['n']} examples; "
                f"{m['mean_new_tokens']:.1f} new tokens and {m['mean_latency_ms']:.1f} ms per example on {m['device']}")

@@ -25,7 +25,7 @@ from pst_core.evaluate.runner import output_names, write_json
 KEY = ("task", "strategy", "teacher", "student", "perturb", "perturb_rate")  # one run setting, with EVAL_KEY
 EVAL_KEY = ("split", "max_examples")  # of the eval config: a smoke evaluation never stands in for a full one
 MEANS = ("mean_new_tokens", "mean_latency_ms", "examples_per_s")
-STRATEGY_ORDER = ("answer_only", "pre_thinking", "prefix", "post_thinking", "pst")
+STRATEGY_ORDER = ("untrained", "answer_only", "pre_thinking", "prefix", "post_thinking", "pst")  # untrained: the floor
 
 
 def noise(row: dict[str, Any]) -> str:
@@ -83,12 +83,18 @@ def over_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def markdown(rows: list[dict[str, Any]], split: str = "test") -> str:
     """The report table in Markdown (accuracy and interval in %, latency in ms per example)."""
     with_noise = any(noise(r) for r in rows)
-    head = ["task", "strategy", "teacher", *(["noise"] if with_noise else []), "accuracy %", "95 % CI", "n",
+    with_majority = any(r.get("majority_accuracy") is not None for r in rows)
+    head = ["task", "strategy", "teacher", *(["noise"] if with_noise else []), "accuracy %", "95 % CI",
+            *(["majority %"] if with_majority else []), "n",
             "new tokens", "ms / example", "examples / s", "run"]
     with_seeds = any(r.get("seeds") for r in rows)
     if with_seeds:
         head.insert(head.index("n"), "seeds")
     caption = f"Accuracy on the `{split}` split; interval: percentile bootstrap over examples."
+    if with_majority:
+        caption += " Majority: always answering the most common gold answer of the same questions."
+    if any(r.get("strategy") == "untrained" for r in rows):
+        caption += " untrained: the student before distillation, same prompt, answer-only rule."
     if with_seeds:
         caption += " Rows with several seeds: mean ± sample std over the seeds, and the interval spans the seeds' accuracies."
     lines = [caption, "", "| " + " | ".join(head) + " |",
@@ -97,11 +103,16 @@ def markdown(rows: list[dict[str, Any]], split: str = "test") -> str:
         accuracy = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if r.get("seeds") else "")
         cells = [r.get("task"), r.get("strategy"), r.get("teacher"), *([noise(r)] if with_noise else []),
                  accuracy, f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}",
+                 *([_pct(r.get("majority_accuracy"))] if with_majority else []),
                  *([", ".join(str(s) for s in r.get("seeds") or [r.get("seed")])] if with_seeds else []), r.get("n"),
                  f"{r.get('mean_new_tokens', 0):.1f}", f"{r.get('mean_latency_ms', 0):.1f}", f"{r.get('examples_per_s', 0):.1f}",
                  ", ".join(f"`{run}`" for run in r.get("runs") or [r["run_id"]])]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
 
 
 def _series(row: dict[str, Any], many_teachers: bool) -> str:

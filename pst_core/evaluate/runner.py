@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,46 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
             os.remove(tmp)
 
 
+UNTRAINED = "untrained"  # the `strategy` of a student evaluated before distillation
+
+
+def untrained_run_id(task: str, student: str) -> str:
+    """`<task>-untrained-<student>` (path-unsafe characters replaced), the run folder of a student before training."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{task}-{UNTRAINED}-{Path(student).name if Path(student).is_dir() else student}")
+
+
+def evaluate_untrained(student: str, task: str, cfg: EvalConfig | None = None, *, root: str | None = None) -> dict[str, Any]:
+    """The student before distillation, scored on the same questions by the answer-only rule (the
+    same `Question: … Answer:` prompt, then the answer): the floor every trained run is read
+    against in `pst report`. Written to `<store>/runs/<task>-untrained-<student>/` like a run's
+    evaluation (metrics `strategy` is "untrained"); reused while the eval config is unchanged."""
+    from pst_core import settings
+    from pst_core.train import students
+    from pst_core.train.checkpoint import LoadedRun
+    from pst_core.train.strategies import get_strategy
+
+    cfg = cfg or EvalConfig()
+    root = root or settings.data_root()
+    run_dir = Path(root) / "runs" / untrained_run_id(task, student)
+    done = stored_metrics(run_dir, cfg)
+    if done is not None:
+        return done
+    device = resolve_device(cfg.device)
+    import torch
+
+    model, tokenizer, enc_dec = students.load_student(student, root)
+    model.to(device=device, dtype=getattr(torch, cfg.torch_dtype(device))).eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config = {"strategy": UNTRAINED, "task": task, "teacher": None, "student": student, "seed": None, "rule": "answer_only"}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "untrained.json", config)
+    loaded = LoadedRun(model, tokenizer, get_strategy("answer_only").bind(tokenizer), config, None, enc_dec)  # type: ignore[arg-type]
+    return evaluate_run(run_dir, cfg, root=root, loaded=loaded)
+
+
 def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, *, root: str | None = None, loaded: Any = None) -> dict[str, Any]:
     """Evaluate one run on `cfg.split`; writes predictions and metrics into the run dir and returns the metrics."""
     from pst_core import settings
@@ -123,10 +164,12 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, *, root: st
     metrics = summarize([r["correct"] for r in records], [r["new_tokens"] for r in records], [r["latency_ms"] for r in records],
                         samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=cfg.seed)
     metrics.update({
-        "run_id": run_dir.name, "split": cfg.split, "strategy": strategy.name, "task": task,
+        "run_id": run_dir.name, "split": cfg.split, "strategy": train_cfg.get("strategy", strategy.name), "task": task,
         "teacher": train_cfg.get("teacher"), "student": train_cfg.get("student"), "seed": train_cfg.get("seed"),
         "perturb": train_cfg.get("perturb"), "perturb_rate": train_cfg.get("perturb_rate", 0.0),
         "stopped_fraction": sum(r["stopped"] for r in records) / len(records),
+        # The floor of always answering the most common gold answer of these questions (coin_flip: ~0.5).
+        "majority_accuracy": max(Counter(r["gold_answer"] for r in records).values()) / len(records),
         "device": device, "eval_config": to_dict(cfg),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     })
