@@ -56,3 +56,25 @@ def test_eval_of_an_unknown_run_is_one_clear_error(store_root: str) -> None:
     result = CliRunner().invoke(app, ["eval", "--run", "nope"])
     assert result.exit_code != 0 and isinstance(result.exception, PstError)
     assert "pst train" in str(result.exception)
+
+
+def test_eval_untrained_scores_a_student_folder_and_the_report_shows_it_as_the_floor(store_root: str) -> None:
+    examples.write_split(store_root, "toy", "test",
+                         [Example(f"toy-{i:05d}", "toy", "test", f"{i}+1?", str(i + 1), "number", source_index=i) for i in range(4)])
+    base = saved_run(store_root, "base", "answer_only") / "checkpoint"  # any student folder
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", "--untrained", "toy", "--student", str(base), "--max-new-tokens", "4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((Path(store_root) / "runs" / "toy-untrained-checkpoint" / "metrics.json").read_text())
+    assert metrics["strategy"] == "untrained" and metrics["n"] == 4 and metrics["majority_accuracy"] == 0.25
+    result = runner.invoke(app, ["report"])
+    assert result.exit_code == 0, result.output
+    assert "| toy | untrained |" in (Path(store_root) / "reports" / "report.md").read_text()
+
+
+def test_eval_needs_exactly_one_of_run_or_untrained(store_root: str) -> None:
+    from pst_core.errors import ConfigError
+
+    for args in ([], ["--run", "a", "--untrained", "toy"]):
+        result = CliRunner().invoke(app, ["eval", *args])
+        assert isinstance(result.exception, ConfigError) and "exactly one of" in str(result.exception)

@@ -34,7 +34,8 @@ class TrainConfig:
     max_rationales_per_example: int = option(0, "Rationales kept per question (diverse reasoning); 0 keeps all.")
     max_train_examples: int = option(0, "Cap on training rows after filtering (0 = no cap); for smoke runs.")
     max_val_examples: int = option(256, "Validation questions used for model selection (0 = all).")
-    max_length: int = option(512, "Token cap per sequence; longer rationales are truncated at the end.")
+    max_length: int = option(512, "Token cap per sequence: longer rationales are cut at the end, the answer, SEP/SEM and EOS "
+                             "always stay; a row whose answer cannot fit is dropped and counted.")
     perturb: str | None = option(None, "Robustness study: perturb training rationales ('shuffle' or 'numbers').")
     perturb_rate: float = option(0.0, "Fraction of training rationales perturbed (0 = off).")
     drop_test_overlap: bool = option(True, "Drop train and validation questions identical to a test question (text and "
@@ -68,9 +69,10 @@ class TrainConfig:
     save_every: int = option(0, "Save the resumable last/ checkpoint every N steps (0 = at each validation).")
     progress: bool = option(True, "Show a progress bar with tokens/s.")
     # real students
-    new_token_init: str = option("mean", "How the rows of the new SEP/SEM tokens start: 'mean' (transformers' default), "
-                                 "'text' (the rows of the token's meaning in words) or 'eos' (a copy of EOS, the ending the "
-                                 "pretrained model already predicts there). See bench/README.md for what each learns.")
+    new_token_init: str = option("eos", "How the rows of the new SEP/SEM tokens start: 'eos' (a copy of EOS, the ending the "
+                                 "pretrained model already predicts there), 'text' (the rows of the token's meaning in words) "
+                                 "or 'mean' (transformers' default; SmolLM2-135M then never emits SEP after a 20-step CPU run: "
+                                 "bench/README.md).")
     keep_last: bool = option(False, "Keep the resumable last/ state (optimizer, RNG) after the run finished; it is about "
                              "3x the model's size and only needed to continue training past max_steps.")
 

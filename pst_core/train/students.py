@@ -184,7 +184,7 @@ TOKEN_MEANINGS = {SEP: " So the answer is", SEM: " Explanation:"}
 NEW_TOKEN_INITS = ("mean", "text", "eos")
 
 
-def add_special_tokens(model: Any, tokenizer: Any, init: str = "mean") -> list[int]:
+def add_special_tokens(model: Any, tokenizer: Any, init: str = "eos") -> list[int]:
     """Add SEP and SEM (and a pad token if missing), resize the embeddings, initialise the new rows.
 
     Returns the ids of the tokens added now (none when the tokenizer already had them, e.g. a
