@@ -25,6 +25,9 @@ def prefect_defaults() -> None:
     temporary server the quickstart starts runs without its analytics heartbeat."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The temporary server migrates a new database first: 20 s (Prefect's default) is not enough on
+    # a busy 2-core machine, where `make quickstart` then failed with "Timed out ... ephemeral server".
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @run_app.callback()
@@ -65,12 +68,14 @@ def serve(
     serve_deployments(config=config, cron=cron, limit=limit)
 
 
-def quickstart(config: str = CONFIG) -> None:
-    """The whole pipeline offline on the embedded defaults; prints where to look afterwards."""
+def quickstart(config: str = CONFIG,
+               tiny: bool = typer.Option(False, "--tiny", help="The 3-minute smoke: all five strategies on a tiny random-init "
+                                                                "student (configs/quickstart-tiny.yaml); its accuracies are noise.")) -> None:
+    """The whole pipeline offline on the embedded defaults (the real SmolLM2-135M student); prints where to look afterwards."""
     prefect_defaults()
     from flows import quickstart as qs
 
-    result = qs.run(config)
+    result = qs.run(config or (qs.TINY_CONFIG if tiny else None))
     typer.echo("\n".join(["", "pst quickstart: done", *qs.where_to_look(result)]))
 
 

@@ -11,52 +11,66 @@ pytestmark = pytest.mark.slow
 STRATEGIES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
 
 
-def test_quickstart_config_is_valid_for_every_stage() -> None:
-    from flows.config import load, train_options
+@pytest.mark.parametrize("name, strategies", [("configs/quickstart.yaml", ["answer_only", "pst"]),
+                                               ("configs/quickstart-tiny.yaml", STRATEGIES), ("configs/gpu.yaml", STRATEGIES)])
+def test_quickstart_config_is_valid_for_every_stage(name: str, strategies: list[str]) -> None:
+    from flows.config import load, validate
     from flows.quickstart import config_path
-    from pst_core.config import from_dict
-    from pst_core.embed import EmbedConfig
-    from pst_core.evaluate.config import EvalConfig
-    from pst_core.harvest.config import HarvestConfig
-    from pst_core.prepare import PrepareConfig
-    from pst_core.train.config import resolve
 
-    for name in ("configs/quickstart.yaml", "configs/gpu.yaml"):
-        cfg = load(config_path(str(Path(__file__).resolve().parent.parent / name)))
-        from_dict(PrepareConfig, cfg["prepare"])
-        from_dict(HarvestConfig, {k: v for k, v in cfg["harvest"].items() if k != "splits"}, teacher="t", task="coin_flip")
-        from_dict(EmbedConfig, cfg["embed"])
-        from_dict(EvalConfig, cfg["evaluate"])
-        assert cfg["strategies"] == STRATEGIES
-        for strategy in cfg["strategies"]:
-            resolve({**train_options(cfg["train"], strategy), "strategy": strategy, "task": "coin_flip", "teacher": "t"})
+    cfg = load(config_path(str(Path(__file__).resolve().parent.parent / name)))
+    validate(cfg)  # every stage's config, train for every strategy with its own sub-section
+    assert cfg["strategies"] == strategies
 
 
-def test_quickstart_runs_offline_and_reports_every_strategy(prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _shrunk(tmp_path: Path, name: str, **train: object) -> str:
+    from flows import quickstart
+
+    base = yaml.safe_load((Path(quickstart.settings.REPO_ROOT) / name).read_text())
+    base.update(tasks=["coin_flip"], prepare={"generated_size": 40})
+    base["train"].update(max_train_examples=16, max_val_examples=4, **train)
+    base["evaluate"].update(max_examples=6, max_new_tokens=8)
+    config = tmp_path / "quickstart.yaml"
+    config.write_text(yaml.safe_dump(base))
+    return str(config)
+
+
+def test_quickstart_distils_the_real_student_offline(prefect_harness: None, smollm2, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make quickstart` (shrunk): the real SmolLM2-135M, scored before and after, through every stage."""
     from flows import quickstart
 
     # No datasets folder: generated tasks and the rule-based local teacher, as on a fresh machine.
     monkeypatch.setenv("PST_DATASETS_DIR", str(tmp_path / "no-datasets"))
     secret = "sk-QUICKSTART-LEAKCHECK-7d41"
     monkeypatch.setenv(quickstart.KEY_ENV, secret)  # the key the harvest client sends to the local teacher
-    base = yaml.safe_load((Path(quickstart.settings.REPO_ROOT) / quickstart.DEFAULT_CONFIG).read_text())
-    base.update(tasks=["coin_flip"], prepare={"generated_size": 40})
-    base["train"].update(max_steps=2, max_train_examples=16, max_val_examples=4)
-    base["evaluate"].update(max_examples=6, max_new_tokens=8)
-    config = tmp_path / "quickstart.yaml"
-    config.write_text(yaml.safe_dump(base))
-    root = str(tmp_path / "data")
+    root = tmp_path / "data"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / smollm2[1].name).symlink_to(smollm2[1])  # converted once per test session
+    result = quickstart.run(_shrunk(tmp_path, quickstart.DEFAULT_CONFIG, max_steps=2, batch_size=4), str(root))
+    assert result["teacher"] == "local-rules" and not result["recorded"] and not result["tiny"]
+    report = Path(result["report"]["markdown"]).read_text()
+    for strategy in ("untrained", "answer_only", "pst"):
+        assert f"| {strategy} |" in report, f"{strategy} missing from the report"
+    assert "majority %" in report
+    assert {r["strategy"] for r in result["runs"]} == {"answer_only", "pst"}
+    assert [r["strategy"] for r in result["untrained"]] == ["untrained"]
+    assert all(r["student"] == "HuggingFaceTB/SmolLM2-135M-Instruct" for r in result["runs"] + result["untrained"])
+    lines = "\n".join(quickstart.where_to_look(result))
+    assert f"{root}/rationales" in lines and result["report"]["markdown"] in lines and "UI:" in lines and "untrained" in lines
+    assert_key_nowhere(secret, tmp_path)
 
-    result = quickstart.run(str(config), root)
-    assert result["teacher"] == "local-rules" and not result["recorded"]
+
+def test_quickstart_tiny_runs_every_strategy(prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pst quickstart --tiny` (shrunk): all five strategies on the random-init smoke student."""
+    from flows import quickstart
+
+    monkeypatch.setenv("PST_DATASETS_DIR", str(tmp_path / "no-datasets"))
+    result = quickstart.run(_shrunk(tmp_path, "configs/quickstart-tiny.yaml", max_steps=2), str(tmp_path / "data"))
+    assert result["tiny"]
     report = Path(result["report"]["markdown"]).read_text()
     for strategy in STRATEGIES:
         assert f"| {strategy} |" in report, f"{strategy} missing from the report"
     assert {r["strategy"] for r in result["runs"]} == set(STRATEGIES)
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in result["runs"])
-    lines = "\n".join(quickstart.where_to_look(result))
-    assert f"{root}/rationales" in lines and result["report"]["markdown"] in lines and "UI:" in lines
-    assert_key_nowhere(secret, tmp_path)
 
 
 def assert_key_nowhere(secret: str, data: Path) -> None:
