@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 STRATEGIES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
 
 
-@pytest.mark.parametrize("name, strategies", [("configs/quickstart.yaml", ["answer_only", "pst"]),
+@pytest.mark.parametrize("name, strategies", [("configs/quickstart.yaml", ["pre_thinking", "pst"]),
                                                ("configs/quickstart-tiny.yaml", STRATEGIES), ("configs/gpu.yaml", STRATEGIES)])
 def test_quickstart_config_is_valid_for_every_stage(name: str, strategies: list[str]) -> None:
     from flows.config import load, validate
@@ -48,10 +48,10 @@ def test_quickstart_distils_the_real_student_offline(prefect_harness: None, smol
     result = quickstart.run(_shrunk(tmp_path, quickstart.DEFAULT_CONFIG, max_steps=2, batch_size=4), str(root))
     assert result["teacher"] == "local-rules" and not result["recorded"] and not result["tiny"]
     report = Path(result["report"]["markdown"]).read_text()
-    for strategy in ("untrained", "answer_only", "pst"):
+    for strategy in ("untrained", "pre_thinking", "pst"):
         assert f"| {strategy} |" in report, f"{strategy} missing from the report"
     assert "majority %" in report
-    assert {r["strategy"] for r in result["runs"]} == {"answer_only", "pst"}
+    assert {r["strategy"] for r in result["runs"]} == {"pre_thinking", "pst"}
     assert [r["strategy"] for r in result["untrained"]] == ["untrained"]
     assert all(r["student"] == "HuggingFaceTB/SmolLM2-135M-Instruct" for r in result["runs"] + result["untrained"])
     lines = "\n".join(quickstart.where_to_look(result))
