@@ -20,10 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import contextlib
-from collections.abc import Iterator
-
 from pst_core.config import from_dict, load_file
+from pst_core.config import section as config_section
 from pst_core.errors import ConfigError
 from pst_core.train.strategies import STRATEGIES as STRATEGY_REGISTRY
 
@@ -58,13 +56,9 @@ def validation_as_test(cfg: dict[str, Any]) -> dict[str, Any]:
     return {**cfg, "train": {**validation_options(ecfg), **cfg["train"]}}
 
 
-@contextlib.contextmanager
-def _section(where: str) -> Iterator[None]:
-    """Prefix a ConfigError with the section of the pipeline config it came from."""
-    try:
-        yield
-    except ConfigError as exc:
-        raise ConfigError(f"pipeline config {where}: {exc}" if where else f"pipeline config {exc}") from None
+def _section(where: str) -> Any:
+    """Prefix a ConfigError with the part of the pipeline config it came from."""
+    return config_section("pipeline config", where)
 
 
 def validate(cfg: dict[str, Any], strategies: list[str] | None = None) -> None:

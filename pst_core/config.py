@@ -9,6 +9,7 @@ and are stored with every output.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -17,6 +18,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +32,15 @@ def option(default: Any, help: str, **kwargs: Any) -> Any:
     if isinstance(default, (list, dict, set)):  # mutable defaults need a factory
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help}, **kwargs)
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+@contextlib.contextmanager
+def section(prefix: str, where: str = "") -> Iterator[None]:
+    """Prefix a ConfigError with the part of a config file it came from (`PaperConfig train.pst: ...`)."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix} {where}: {exc}" if where else f"{prefix} {exc}") from None
 
 
 def check(ok: bool, cls_name: str, message: str) -> None:

@@ -12,15 +12,16 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 STRATEGIES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "gpu.yaml"])
-def test_pipeline_configs_validate_every_stage_and_strategy(name: str) -> None:
+@pytest.mark.parametrize("name, strategies", [("quickstart.yaml", ["pre_thinking", "pst"]), ("quickstart-tiny.yaml", STRATEGIES),
+                                               ("gpu.yaml", STRATEGIES)])
+def test_pipeline_configs_validate_every_stage_and_strategy(name: str, strategies: list[str]) -> None:
     from flows.config import load, train_options, validate
     from pst_core.train.config import resolve
 
     cfg = load(str(CONFIGS / name))
     validate(cfg)
-    assert cfg["strategies"] == STRATEGIES
-    for strategy in STRATEGIES:  # validation exact match generates as evaluate does
+    assert cfg["strategies"] == strategies
+    for strategy in strategies:  # validation exact match generates as evaluate does
         train = resolve({**train_options(cfg["train"], strategy), "strategy": strategy, "task": "coin_flip", "teacher": "t"})
         assert (train.eval_max_new_tokens, train.eval_batch_size) == (cfg["evaluate"]["max_new_tokens"], cfg["evaluate"]["batch_size"])
 

@@ -11,17 +11,6 @@ pytestmark = pytest.mark.slow
 STRATEGIES = ["answer_only", "pre_thinking", "prefix", "post_thinking", "pst"]
 
 
-@pytest.mark.parametrize("name, strategies", [("configs/quickstart.yaml", ["pre_thinking", "pst"]),
-                                               ("configs/quickstart-tiny.yaml", STRATEGIES), ("configs/gpu.yaml", STRATEGIES)])
-def test_quickstart_config_is_valid_for_every_stage(name: str, strategies: list[str]) -> None:
-    from flows.config import load, validate
-    from flows.quickstart import config_path
-
-    cfg = load(config_path(str(Path(__file__).resolve().parent.parent / name)))
-    validate(cfg)  # every stage's config, train for every strategy with its own sub-section
-    assert cfg["strategies"] == strategies
-
-
 def _shrunk(tmp_path: Path, name: str, **train: object) -> str:
     from flows import quickstart
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pst_core.config import check, check_keys, from_dict, option, to_dict
+from pst_core.config import check, check_keys, from_dict, option, section, to_dict
 from pst_core.errors import ConfigError
 from pst_core.evaluate.config import EvalConfig
 from pst_core.evaluate.runner import stored_metrics, write_json
@@ -160,13 +160,9 @@ def _fields(strategy: str) -> set[str]:
     return {f.name for f in dataclasses.fields(STRATEGIES.get(strategy).config_cls)}
 
 
-@contextlib.contextmanager
-def _section(where: str) -> Iterator[None]:
+def _section(where: str) -> Any:
     """Prefix a ConfigError with the part of the experiment config it came from."""
-    try:
-        yield
-    except ConfigError as exc:
-        raise ConfigError(f"PaperConfig {where}: {exc}" if where else f"PaperConfig {exc}") from None
+    return section("PaperConfig", where)
 
 
 def validate(cfg: PaperConfig) -> None:
