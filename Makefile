@@ -39,7 +39,7 @@ browser:
 		|| echo "chromium could not be installed: the UI test will skip"; fi
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20
 
 clean-data:
 	find data -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -30,7 +30,8 @@ def main(run_dir: str, out_dir: str, max_steps: int, kill_at: int = 0, val_rows:
     tok, rows = F.tokenizer(), F.rows(16)
     cfg = config.resolve({"strategy": "pst", "task": "toy", "teacher": "t", "lr": 5e-3, "max_steps": max_steps, "batch_size": 4,
                           "eval_every": 5, "log_every": 5, "progress": False, "warmup_ratio": 0.1, "seed": 0,
-                          "select_by": "exact_match", "eval_max_new_tokens": 12})
+                          "select_by": "exact_match", "eval_max_new_tokens": 12,
+                          "keep_last": True})  # the test reads every rank's RNG state from the finished run's last/
     strategy = get_strategy("pst", cfg)
     train = data.TrainData(rows, F.targets(16))
     # 10 rows = 3 batches of 4: rank 0 scores two, rank 1 one; 4 rows: rank 1 scores none.

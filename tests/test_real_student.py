@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.shared]
+pytestmark = pytest.mark.slow
 
 TASK, TEACHER = "coin_flip", "replay-davinci"
 STEPS, KILL_AT = 4, 3
@@ -68,6 +68,7 @@ def _evaluate(run: Path, root: str, strategy: str) -> None:
         assert all(p["generated"].endswith("<|sem|>") for p in preds if "<|sem|>" in p["generated"])
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("strategy", ["pst", "pre_thinking"])
 def test_real_student_trains_checkpoints_resumes_and_evaluates(real_store, strategy, monkeypatch):
     from pst_core.train import loop
@@ -110,6 +111,7 @@ def test_real_student_trains_checkpoints_resumes_and_evaluates(real_store, strat
     _evaluate(run, real_store, strategy)
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("strategy", ["prefix", "answer_only"])
 def test_real_student_other_strategies_train_and_evaluate(real_store, strategy):
     """The code paths PST and Pre-Thinking do not take: two views per row (prefix), no rationale (answer-only)."""
@@ -121,6 +123,7 @@ def test_real_student_other_strategies_train_and_evaluate(real_store, strategy):
     _evaluate(run, real_store, strategy)
 
 
+@pytest.mark.shared
 def test_untrained_real_student_is_scored_as_the_floor(real_store):
     """The student before distillation, on the same questions by the answer-only rule (`pst eval --untrained`)."""
     from pst_core.evaluate.config import EvalConfig
@@ -131,3 +134,28 @@ def test_untrained_real_student_is_scored_as_the_floor(real_store):
     m = evaluate_untrained(DEFAULT_STUDENT, TASK, cfg, root=real_store)
     assert m["strategy"] == "untrained" and m["n"] == 4 and m["student"] == DEFAULT_STUDENT
     assert evaluate_untrained(DEFAULT_STUDENT, TASK, cfg, root=real_store)["created_at"] == m["created_at"]  # reused
+
+
+@pytest.mark.parametrize("init", ["eos", "mean"])
+def test_new_delimiter_starts_as_likely_as_the_ending_the_real_student_predicts(smollm2, init):
+    """Why `new_token_init: eos`: where an answer ends, the pretrained SmolLM2 predicts EOS. A SEM row
+    copied from EOS starts exactly as likely there, so a few steps teach it (35/35 validation
+    generations after 20 CPU steps, bench/README.md); transformers' mean init starts it near zero
+    (0/35 after the same run)."""
+    import torch
+
+    from pst_core.train import students
+    from pst_core.train.strategies import SEM
+
+    _, folder, _ = smollm2
+    model, tok, _ = students.load_student(str(folder))
+    torch.manual_seed(0)
+    students.add_special_tokens(model, tok, init)
+    ids = tok("Question: A coin is heads up. Ann flips the coin. Is the coin still heads up?\nAnswer: no", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        probs = model(ids).logits[0, -1].softmax(-1)
+    p_sem, p_eos = float(probs[tok.convert_tokens_to_ids(SEM)]), float(probs[tok.eos_token_id])
+    if init == "eos":
+        assert p_sem == pytest.approx(p_eos) and p_sem > 0.05
+    else:
+        assert p_sem < 1e-3 < p_eos

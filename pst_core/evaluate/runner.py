@@ -80,6 +80,9 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 UNTRAINED = "untrained"  # the `strategy` of a student evaluated before distillation
+# The answer-only rule reads the answer where generation starts; an untrained student then rambles to
+# the end of any budget (128 tokens x 150 questions: 4 of the quickstart's minutes), so it gets 32.
+UNTRAINED_MAX_NEW_TOKENS = 32
 
 
 def untrained_run_id(task: str, student: str) -> str:
@@ -93,13 +96,17 @@ def evaluate_untrained(student: str, task: str, cfg: EvalConfig | None = None, *
     """The student before distillation, scored on the same questions by the answer-only rule (the
     same `Question: … Answer:` prompt, then the answer): the floor every trained run is read
     against in `pst report`. Written to `<store>/runs/<task>-untrained-<student>/` like a run's
-    evaluation (metrics `strategy` is "untrained"); reused while the eval config is unchanged."""
+    evaluation (metrics `strategy` is "untrained"), with at most UNTRAINED_MAX_NEW_TOKENS new tokens;
+    reused while the eval config is unchanged."""
     from pst_core import settings
     from pst_core.train import students
     from pst_core.train.checkpoint import LoadedRun
     from pst_core.train.strategies import get_strategy
 
+    import dataclasses
+
     cfg = cfg or EvalConfig()
+    cfg = dataclasses.replace(cfg, max_new_tokens=min(cfg.max_new_tokens, UNTRAINED_MAX_NEW_TOKENS))
     root = root or settings.data_root()
     run_dir = Path(root) / "runs" / untrained_run_id(task, student)
     done = stored_metrics(run_dir, cfg)
