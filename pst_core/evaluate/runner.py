@@ -13,6 +13,7 @@ identical to the timed pass, so the rationale is simply the text after `SEM`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -103,8 +104,6 @@ def evaluate_untrained(student: str, task: str, cfg: EvalConfig | None = None, *
     from pst_core.train.checkpoint import LoadedRun
     from pst_core.train.strategies import get_strategy
 
-    import dataclasses
-
     cfg = cfg or EvalConfig()
     cfg = dataclasses.replace(cfg, max_new_tokens=min(cfg.max_new_tokens, UNTRAINED_MAX_NEW_TOKENS))
     root = root or settings.data_root()
@@ -112,9 +111,9 @@ def evaluate_untrained(student: str, task: str, cfg: EvalConfig | None = None, *
     done = stored_metrics(run_dir, cfg)
     if done is not None:
         return done
-    device = resolve_device(cfg.device)
     import torch
 
+    device = resolve_device(cfg.device)
     model, tokenizer, enc_dec = students.load_student(student, root)
     model.to(device=device, dtype=getattr(torch, cfg.torch_dtype(device))).eval()
     if tokenizer.pad_token is None:

@@ -18,6 +18,7 @@ DEFAULT_STUDENT = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
 SELECT_BY = ("loss", "exact_match")
 NTP_REDUCTIONS = ("sequence", "token")
+NEW_TOKEN_INITS = ("eos", "text", "mean")  # see pst_core.train.students.init_new_tokens
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class TrainConfig:
         check(self.ntp_reduction in NTP_REDUCTIONS, name, f"ntp_reduction must be one of {', '.join(NTP_REDUCTIONS)}")
         check(self.select_by in SELECT_BY, name, f"select_by must be one of {', '.join(SELECT_BY)}")
         check(self.eval_max_new_tokens >= 1 and self.eval_batch_size >= 1, name, "eval_max_new_tokens and eval_batch_size must be >= 1")
-        check(self.new_token_init in ("mean", "text", "eos"), name, "new_token_init must be mean, text or eos")
+        check(self.new_token_init in NEW_TOKEN_INITS, name, f"new_token_init must be one of {', '.join(NEW_TOKEN_INITS)}")
         check(self.eval_dtype in ("auto", "float32", "bfloat16"), name, "eval_dtype must be auto, float32 or bfloat16")
         check(self.perturb in (None, "shuffle", "numbers"), name, "perturb must be null, 'shuffle' or 'numbers'")
         check(0.0 <= self.perturb_rate <= 1.0, name, "perturb_rate must be in [0, 1]")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pst_core.errors import ConfigError, DataError
 from pst_core.train import losses
-from pst_core.train.config import DEFAULT_STUDENT
+from pst_core.train.config import DEFAULT_STUDENT, NEW_TOKEN_INITS
 from pst_core.train.strategies import SEM, SEP, StepOutput
 
 if TYPE_CHECKING:
@@ -181,7 +181,6 @@ def load_student(student: str, root: str = "data", dtype: Any = None) -> tuple[A
 # What each new delimiter means, in words the pretrained student already knows: `text` initialises
 # the token's embedding rows from these words' rows (see `init_new_tokens`).
 TOKEN_MEANINGS = {SEP: " So the answer is", SEM: " Explanation:"}
-NEW_TOKEN_INITS = ("mean", "text", "eos")
 
 
 def add_special_tokens(model: Any, tokenizer: Any, init: str = "eos") -> list[int]:
