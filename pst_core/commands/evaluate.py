@@ -101,14 +101,17 @@ def robustness(
 @experiment_app.command("paper")
 def paper(
     config: str = typer.Option("configs/paper.yaml", "--config", help="YAML/JSON with PaperConfig options."),
-    phase: str = typer.Option("all", help="data (prepare, replay-harvest, embed: CPU is enough), runs (train, evaluate: GPU), all (both), "
+    phase: str = typer.Option("all", help="data (prepare, replay-harvest, embed: CPU is enough), pilot (does the budget learn? "
+                                            "validation only), runs (train, evaluate: GPU), all (data and runs), "
                                             "or plots (draw robustness plots from results.json)."),
     out: str = typer.Option(None, help="Result folder (default: the config's `out`, bench/results/paper)."),
+    commit: bool = typer.Option(False, "--commit", help="git-commit each finished run's results (out/runs/<id>/) as it finishes, "
+                                                        "so an experiment longer than a session resumes from git on any machine."),
 ) -> None:
     """The paper experiment: every strategy on the recorded teacher's rationales, options chosen on validation, seeds on test."""
     from pst_core.evaluate import paper as experiment
 
-    experiment.run(config, phase, out, log=typer.echo)
+    experiment.run(config, phase, out, log=typer.echo, commit=commit)
 
 
 def register(app: typer.Typer) -> None:

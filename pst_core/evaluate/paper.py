@@ -40,13 +40,15 @@ from typing import Any
 
 from pst_core.config import check, check_keys, from_dict, option, section, to_dict
 from pst_core.errors import ConfigError
+from pst_core.evaluate import published
 from pst_core.evaluate.config import EvalConfig
-from pst_core.evaluate.runner import stored_metrics, write_json
+from pst_core.evaluate.published import OnPublish
+from pst_core.evaluate.runner import output_names, stored_metrics, write_json
 from pst_core.train.config import resolve, strategy_options
 from pst_core.train.strategies import STRATEGIES
 
 STRATEGY_NAMES = STRATEGIES.names()
-PHASES = ("data", "runs", "plots")
+PHASES = ("data", "pilot", "runs", "plots")
 # Validation exact match (which picks the grid point and the checkpoint) generates as the test
 # evaluation does: TrainConfig option -> EvalConfig field.
 VALIDATION_AS_TEST = {"eval_max_new_tokens": "max_new_tokens", "eval_batch_size": "batch_size", "eval_dtype": "dtype"}
@@ -73,6 +75,8 @@ class PaperConfig:
     search: dict[str, Any] = option({}, "Validation grid {option: [values]} for all strategies; a strategy's own grid under its name.")
     evaluate: dict[str, Any] = option({}, "EvalConfig options of the test evaluation (split is always test).")
     robustness: dict[str, Any] = option({}, "tasks, strategies, kinds, rates, seeds of the robustness experiment ({} = skipped).")
+    pilot: list[str] = option(["pre_thinking"], "Strategies the pilot phase trains (first grid candidate, first seed: the "
+                                                "grid's own runs, reused by the runs phase) to show that the budget learns.")
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -88,6 +92,7 @@ class PaperConfig:
         check(not outside, name, f"robustness tasks and strategies must be among tasks and strategies (its p = 0 points are "
                                  f"the final runs, trained with the options chosen there): {outside}")
         check("train" not in self.robustness, name, "robustness runs use the chosen options of each strategy: drop robustness.train")
+        check(all(s in self.strategies for s in self.pilot), name, f"pilot strategies must be among strategies: {self.pilot}")
         validate(self)
 
 
@@ -376,12 +381,16 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def accuracy_markdown(summary: list[dict[str, Any]], teacher: dict[str, dict[str, Any]], cfg: PaperConfig) -> str:
-    """Task x strategy accuracy (%), mean ± std over seeds; the best mean of each task in bold."""
+def accuracy_markdown(summary: list[dict[str, Any]], teacher: dict[str, dict[str, Any]], cfg: PaperConfig,
+                      floors: dict[str, dict[str, Any]] | None = None) -> str:
+    """Task x strategy accuracy (%), mean ± std over seeds; the best mean of each task in bold; the
+    teacher, the untrained student and the majority class on the same questions beside them."""
+    floors = floors or {}
     strategies = [s for s in cfg.strategies if any(r["strategy"] == s for r in summary)]
     cell = {(r["task"], r["strategy"]): r for r in summary}
     lines = [f"# Test accuracy (%), mean ± std over seeds {cfg.seeds}; teacher {cfg.teacher_model} (recorded)", "",
-             "| task | n | teacher | " + " | ".join(strategies) + " |", "|---|--:|--:|" + "--:|" * len(strategies)]
+             "| task | n | teacher | untrained | majority | " + " | ".join(strategies) + " |",
+             "|---|--:|--:|--:|--:|" + "--:|" * len(strategies)]
     for task in cfg.tasks:
         present = [cell[(task, s)] for s in strategies if (task, s) in cell]
         if not present:
@@ -393,9 +402,11 @@ def accuracy_markdown(summary: list[dict[str, Any]], teacher: dict[str, dict[str
             r = cell.get((task, s))
             text = "" if r is None else f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
             cells.append(f"**{text}**" if r is not None and r["mean"] == top else text)
-        lines.append(f"| {task} | {present[0]['n']} | {'' if t is None else f'{100 * t:.1f}'} | " + " | ".join(cells) + " |")
+        f = floors.get(task, {})
+        floor = " | ".join("" if f.get(k) is None else f"{100 * f[k]:.1f}" for k in ("accuracy", "majority"))
+        lines.append(f"| {task} | {present[0]['n']} | {'' if t is None else f'{100 * t:.1f}'} | {floor} | " + " | ".join(cells) + " |")
     means = {s: [cell[(t, s)]["mean"] for t in cfg.tasks if (t, s) in cell] for s in strategies}
-    lines.append("| **mean over tasks** | | | " + " | ".join(f"{100 * statistics.fmean(v):.1f}" if v else "" for v in means.values()) + " |")
+    lines.append("| **mean over tasks** | | | | | " + " | ".join(f"{100 * statistics.fmean(v):.1f}" if v else "" for v in means.values()) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -484,18 +495,25 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: TrainFn, eval_fn: EvalFn | None, log: Log) -> dict[str, Any]:
+def _runs(cfg: PaperConfig, root: str, datasets_dir: str | None, raw_train_fn: TrainFn, eval_fn: EvalFn | None, log: Log,
+          on_publish: OnPublish) -> dict[str, Any]:
     """Task by task (so an interrupted experiment has whole tasks done): grid, seeds, test, robustness."""
     from pst_core.evaluate.robustness import run_robustness
     from pst_core.evaluate.runner import evaluate_run
 
     eval_cfg = eval_config(cfg)
-    evaluate = reusable_eval(eval_fn or (lambda run_dir, ecfg: evaluate_run(run_dir, ecfg, root=root)), train_fn, log)
+    train_fn = published.publishing_train(raw_train_fn, cfg.out, root, on_publish, log)
+    evaluate = published.publishing_eval(
+        reusable_eval(eval_fn or (lambda run_dir, ecfg: evaluate_run(run_dir, ecfg, root=root)), raw_train_fn, log),
+        cfg.out, root, on_publish)
     chosen: dict[tuple[str, str], dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
-    for task, strategy in itertools.product(cfg.tasks, cfg.strategies):
-        chosen[(task, strategy)] = select(cfg, task, strategy, train_fn, log)
-        rows += final_runs(cfg, task, strategy, chosen[(task, strategy)], train_fn, evaluate, eval_cfg, log)
+    floors = {}
+    for task in cfg.tasks:
+        floors[task] = untrained_floor(cfg, task, eval_cfg, root, on_publish, log)
+        for strategy in cfg.strategies:
+            chosen[(task, strategy)] = select(cfg, task, strategy, train_fn, log)
+            rows += final_runs(cfg, task, strategy, chosen[(task, strategy)], train_fn, evaluate, eval_cfg, log)
     if datasets_dir:
         teacher = teacher_accuracy(cfg, root, datasets_dir)
     else:  # computed by the data phase where the datasets folder was
@@ -519,12 +537,62 @@ def _runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Train
             if (Path(result["dir"]) / f"robustness.{ext}").is_file():
                 (out / f"robustness-{task}.{ext}").write_bytes((Path(result["dir"]) / f"robustness.{ext}").read_bytes())
         robust.append({"task": task, "summary": result["summary"]})
-    return {"chosen": chosen, "rows": rows, "summary": aggregate(rows), "teacher": teacher, "robustness": robust, "eval_cfg": eval_cfg}
+    return {"chosen": chosen, "rows": rows, "summary": aggregate(rows), "teacher": teacher, "robustness": robust, "eval_cfg": eval_cfg,
+            "floors": floors}
+
+
+def student_of(cfg: PaperConfig) -> str:
+    """The student every run fine-tunes (train.student, else TrainConfig's default)."""
+    from pst_core.train.config import DEFAULT_STUDENT
+
+    return str(cfg.train.get("student", DEFAULT_STUDENT))
+
+
+def untrained_floor(cfg: PaperConfig, task: str, ecfg: EvalConfig, root: str, on_publish: OnPublish, log: Log) -> dict[str, Any]:
+    """The untrained student's accuracy and the majority-class rate on `ecfg`'s questions (published
+    like a run, and reused from there while `ecfg` is unchanged)."""
+    from pst_core.evaluate.runner import evaluate_untrained, untrained_run_id
+
+    rid = untrained_run_id(task, student_of(cfg))
+    metrics = stored_metrics(published.published_dir(cfg.out, rid), ecfg)
+    if metrics is None:
+        log(f"{rid}: scoring the student before distillation on {ecfg.split}")
+        metrics = evaluate_untrained(student_of(cfg), task, ecfg, root=root)
+        on_publish(published.publish(Path(root) / "runs" / rid, cfg.out, ecfg))
+    return {"accuracy": metrics["accuracy"], "majority": metrics["majority_accuracy"], "n": metrics["n"], "run_id": rid}
+
+
+def paired_rows(cfg: PaperConfig, rows: list[dict[str, Any]], eval_cfg: EvalConfig, reference: str = "pst") -> list[dict[str, Any]]:
+    """`reference` against every other compared strategy, per task and pooled over tasks, from the
+    published test predictions of the final runs (seeds paired)."""
+    import pyarrow.parquet as pq
+
+    from pst_core.evaluate import paired
+
+    pred_file = output_names(eval_cfg.split)[0]
+    outcomes: dict[tuple[str, str], list[dict[str, bool]]] = {}
+    for r in sorted(rows, key=lambda r: r["seed"]):
+        path = published.published_dir(cfg.out, r["run_id"]) / pred_file
+        if path.is_file():
+            table = pq.read_table(path, columns=["example_id", "correct"]).to_pydict()
+            outcomes.setdefault((r["task"], r["strategy"]), []).append(dict(zip(table["example_id"], table["correct"])))
+    out = []
+    for base in [s for s in cfg.strategies if s != reference]:
+        pairs = [(t, outcomes[(t, reference)], outcomes[(t, base)]) for t in cfg.tasks
+                 if len(outcomes.get((t, reference), [])) == len(outcomes.get((t, base), [])) > 0]
+        for task, a, b in pairs:
+            out.append({"task": task, "baseline": base, **paired.compare(a, b, confidence=eval_cfg.confidence, seed=eval_cfg.seed)})
+        if len(pairs) > 1:
+            a, b = paired.pooled([(a, b) for _, a, b in pairs])
+            out.append({"task": "all tasks", "baseline": base, **paired.compare(a, b, confidence=eval_cfg.confidence, seed=eval_cfg.seed)})
+    return out
 
 
 def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: TrainFn, eval_fn: EvalFn | None = None,
-             log: Log = print, command: str = "", config_text: str = "") -> dict[str, Any]:
-    """Grid on validation, final seeds on test, robustness, efficiency; writes every result file to `cfg.out`."""
+             log: Log = print, command: str = "", config_text: str = "", on_publish: OnPublish = lambda _: None) -> dict[str, Any]:
+    """Grid on validation, final seeds on test, robustness, efficiency, paired tests; writes every result
+    file to `cfg.out`, and each finished run's small files to `cfg.out`/runs/ as it finishes
+    (`on_publish` is then called with that folder: `--commit` commits it)."""
     # Wall time adds up over calls (a GPU session runs this repeatedly under `timeout`): it is
     # recorded at every log line and when the call ends, SIGTERM included.
     start, wall_file = time.perf_counter(), _experiment_file(cfg, root, "wall.json")
@@ -542,24 +610,30 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
 
     with _sigterm_as_exit(), DiskPeak(Path(root) / "runs") as disk:
         try:
-            result = _runs(cfg, root, datasets_dir, train_fn, eval_fn, log)
+            result = _runs(cfg, root, datasets_dir, train_fn, eval_fn, log, on_publish)
         finally:
             wall = record_wall()
     log(f"disk: the runs use {disk.last / 2**30:.2f} GiB now, at most {disk.peak / 2**30:.2f} GiB during this call "
         f"(a finished run keeps its best checkpoint only)")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    chosen, rows, summary, teacher, robust, eval_cfg = (result[k] for k in ("chosen", "rows", "summary", "teacher", "robustness", "eval_cfg"))
-    accuracy = accuracy_markdown(summary, teacher, cfg)
+    chosen, rows, summary, teacher, robust, eval_cfg, floors = (
+        result[k] for k in ("chosen", "rows", "summary", "teacher", "robustness", "eval_cfg", "floors"))
+    from pst_core.evaluate import paired
+
+    accuracy = accuracy_markdown(summary, teacher, cfg, floors)
     efficiency = efficiency_markdown(summary, cfg, eval_cfg.batch_size)
+    comparisons = paired_rows(cfg, rows, eval_cfg) if "pst" in cfg.strategies and len(cfg.strategies) > 1 else []
+    paired_md = paired.markdown(comparisons, "pst", eval_cfg.confidence)
     (out / "accuracy.md").write_text(accuracy)
     (out / "efficiency.md").write_text(efficiency)
+    (out / "paired.md").write_text(paired_md)
     (out / "selection.md").write_text(selection_markdown(chosen))
     hw = hardware()
     write_json(out / "results.json", {
         "config": to_dict(cfg), "eval_config": to_dict(eval_cfg), "hardware": hw, "wall_s": wall, "command": command,
         "disk_peak_bytes": disk.peak, "disk_final_bytes": disk.last,
-        "teacher_accuracy": teacher, "runs": rows, "summary": summary, "robustness": robust,
+        "teacher_accuracy": teacher, "untrained": floors, "runs": rows, "summary": summary, "robustness": robust, "paired": comparisons,
         "chosen": [{"task": t, "strategy": s, **p} for (t, s), p in chosen.items()]})
     if config_text:
         (out / "config.yaml").write_text(config_text)
@@ -567,11 +641,92 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
         "# Paper experiment: PST against its baselines", "",
         f"Command: `{command}`" if command else "", f"Hardware: {hw['device']}; torch {hw['torch']}, transformers {hw['transformers']}",
         f"Wall time of the runs phase: {wall / 60:.1f} min (summed over its calls)", "",
-        "Files: accuracy.md (the table), selection.md (validation grid), efficiency.md, robustness-<task>.md/.png,",
-        "results.json (every run), config.yaml (the config used).", "", accuracy, efficiency]) + "\n")
+        "Files: accuracy.md (the table), paired.md (PST against each baseline, paired), selection.md (validation grid),",
+        "efficiency.md, robustness-<task>.md/.png, results.json (every run), config.yaml (the config used), runs/<run id>/",
+        "(each run's config, data fingerprint, history, metrics and test predictions; no checkpoints).", "",
+        accuracy, paired_md, efficiency]) + "\n")
     log(accuracy)
+    log(paired_md)
     log(efficiency)
     return {"out": str(out), "summary": summary, "chosen": chosen, "rows": rows, "teacher": teacher, "wall_s": wall}
+
+
+# --------------------------------------------------------------------------- pilot
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): how often a student at the floor rate p scores k of n or more."""
+    import math
+
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)) if n else 1.0
+
+
+def pilot(cfg: PaperConfig, root: str, train_fn: TrainFn, log: Log = print, on_publish: OnPublish = lambda _: None) -> dict[str, Any]:
+    """Does the per-run budget learn anything, before the whole grid is spent on it? Per task, the
+    first grid candidate of every `pilot` strategy (first seed: the grid's own run, reused by the runs
+    phase) against the untrained student and the majority class on the validation questions the
+    grid is chosen on. A task where no strategy beats the higher floor (one-sided binomial p < 0.05)
+    does not learn at this budget. Writes pilot.md and pilot.json to `cfg.out`; never reads test."""
+    import dataclasses
+
+    from pst_core.train.config import resolve
+
+    train_fn = published.publishing_train(train_fn, cfg.out, root, on_publish, log)
+    rows = []
+    for task in cfg.tasks:
+        n_val = resolve(run_options(cfg, task, cfg.pilot[0], cfg.seeds[0], {})).max_val_examples
+        vcfg = dataclasses.replace(eval_config(cfg), split="validation", max_examples=n_val)
+        floor = untrained_floor(cfg, task, vcfg, root, on_publish, log)
+        for strategy in cfg.pilot:
+            point = candidates(cfg, strategy)[0]
+            rid = run_id(cfg, task, strategy, 0, cfg.seeds[0])
+            log(f"{rid}: pilot, {point or 'defaults'}")
+            run_dir = Path(train_fn(run_options(cfg, task, strategy, cfg.seeds[0], point), rid))
+            em, n = best_val_exact_match(run_dir), json.loads((run_dir / "data.json").read_text())["validation_questions"]
+            bar = max(floor["accuracy"], floor["majority"])
+            p = binomial_tail(round(em * n), n, bar)
+            rows.append({"task": task, "strategy": strategy, "run_id": rid, "options": point, "val_exact_match": em, "n": n,
+                         "untrained": floor["accuracy"], "majority": floor["majority"], "floor_n": floor["n"], "p": p,
+                         "learns": p < 0.05})
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "pilot.json", {"rows": rows})
+    (out / "pilot.md").write_text(pilot_markdown(rows, cfg))
+    on_publish(out)
+    log((out / "pilot.md").read_text())
+    return {"rows": rows}
+
+
+def pilot_markdown(rows: list[dict[str, Any]], cfg: PaperConfig) -> str:
+    """The pilot table: validation exact match against the two floors, and whether it is clearly above."""
+    lines = [f"# Pilot on validation: does the budget learn? (first grid candidate, seed {cfg.seeds[0]})", "",
+             "p: one-sided binomial probability that a student at the higher floor (untrained or majority) scores as "
+             "well; a task learns at this budget when p < 0.05 for at least one strategy.", "",
+             "| task | strategy | options | val EM % | questions | untrained % | majority % | p | learns |",
+             "|---|---|---|--:|--:|--:|--:|--:|---|"]
+    for r in rows:
+        lines.append(f"| {r['task']} | {r['strategy']} | {json.dumps(r['options']) if r['options'] else 'defaults'} | "
+                     f"{100 * r['val_exact_match']:.1f} | {r['n']} | {100 * r['untrained']:.1f} | {100 * r['majority']:.1f} | "
+                     f"{r['p']:.3g} | {'yes' if r['learns'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def git_committer(message: str, log: Log) -> OnPublish:
+    """An `on_publish` hook that commits each published path (only that path) to the current git repo,
+    so a session on a fresh machine resumes from what is committed. A failed commit is a warning."""
+    import subprocess
+
+    def commit(path: Path) -> None:
+        for attempt in range(5):
+            add = subprocess.run(["git", "add", "--", str(path)], capture_output=True, text=True)
+            done = subprocess.run(["git", "commit", "-q", "-m", f"{message}: {Path(path).name}", "--", str(path)],
+                                  capture_output=True, text=True) if add.returncode == 0 else add
+            if done.returncode == 0 or "nothing to commit" in done.stdout + done.stderr:
+                return
+            time.sleep(2 + attempt)  # another git command holds the index lock
+        log(f"warning: could not commit {path}: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+
+    return commit
 
 
 def plots(out: str | Path, log: Log = print) -> list[Path]:
@@ -586,8 +741,9 @@ def plots(out: str | Path, log: Log = print) -> list[Path]:
     return drawn
 
 
-def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log = print) -> dict[str, Any]:
-    """`pst experiment paper`: load the config, then run the data phase, the runs phase, or both."""
+def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log = print, commit: bool = False) -> dict[str, Any]:
+    """`pst experiment paper`: load the config, then run the data phase, the pilot, the runs phase, or
+    data and runs (`all`). With `commit`, every published run is committed to git as it finishes."""
     import shlex
 
     from pst_core import settings
@@ -600,6 +756,7 @@ def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log
     root, found = settings.data_root(), settings.datasets_dir()
     datasets = str(found) if found is not None and found.is_dir() else None
     result: dict[str, Any] = {}
+    on_publish = git_committer(f"{cfg.name} results", log) if commit else (lambda _: None)
     if phase in ("data", "all"):
         if datasets is None:
             raise ConfigError("the paper experiment replays recorded teacher outputs: set PST_DATASETS_DIR to the datasets folder")
@@ -607,7 +764,11 @@ def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log
     if phase in ("runs", "all"):
         program = "python -m pst_core.evaluate.paper" if sys.argv[0].endswith("paper.py") else Path(sys.argv[0]).name
         command = " ".join([program, *(shlex.quote(a) for a in sys.argv[1:])])
-        result["runs"] = run_runs(cfg, root, datasets, train_fn(root), log=log, command=command, config_text=Path(config).read_text())
+        result["runs"] = run_runs(cfg, root, datasets, train_fn(root), log=log, command=command, config_text=Path(config).read_text(),
+                                  on_publish=on_publish)
+        on_publish(Path(cfg.out))
+    if phase == "pilot":
+        result["pilot"] = pilot(cfg, root, train_fn(root), log, on_publish)
     if phase == "plots":
         result["plots"] = plots(cfg.out, log)
     return result
@@ -624,9 +785,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", default="configs/paper.yaml")
     p.add_argument("--phase", default="all", choices=[*PHASES, "all"])
     p.add_argument("--out", default=None)
+    p.add_argument("--commit", action="store_true", help="git-commit each run's published results as it finishes")
     args = p.parse_args(argv)
     try:
-        run(args.config, args.phase, args.out)
+        run(args.config, args.phase, args.out, commit=args.commit)
     except PstError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
