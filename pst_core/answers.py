@@ -16,6 +16,13 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
+# The version of the extraction and normalisation rules below. Bump it whenever a rule changes
+# (what `extract`, `normalize` or `is_correct` return for some text): stored teacher judgements
+# (is_correct) carry the version they were made with, and rows judged under another version are
+# re-judged from their stored text, so a rule fix reaches every existing store without a request.
+# 2: choice answers also match by the option's text; extractors are total and bounded.
+EXTRACTOR_VERSION: int = 2
+
 ANSWER_TYPES = ("number", "choice", "yes_no", "text")
 DEFAULT_LETTERS = "ABCDE"
 
