@@ -107,6 +107,8 @@ def classify_status(status: int, headers: Any, body: bytes | str) -> Exception:
         detail = _loads(detail)["error"]["message"]
     except Exception:
         detail = detail[:200]
+    if headers is not None and headers.get("X-Replay-Match") == "none":  # replay teacher: no record of this question
+        return BadContent("unmatched")
     if status in RETRYABLE_STATUS or status >= 500:
         return Retryable("rate_limited" if status == 429 else f"http_{status}", retry_after(headers), str(detail))
     return Fatal(status, str(detail))
