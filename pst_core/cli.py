@@ -41,26 +41,23 @@ def inspect(
     if as_json:
         typer.echo(json.dumps(info, default=str, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from pst_core.commands.listing import Column, blocks, emit
 
-    console = Console()
-    console.print(f"[bold]{info['path']}[/bold]: {info['num_rows']} rows in {info['num_files']} file(s)")
-    schema = Table("column", "type", title="schema")
-    for name, typ in info["schema"].items():
-        schema.add_row(name, typ)
-    console.print(schema)
-    if info["head"]:
-        head = Table(*info["schema"].keys(), title=f"first {len(info['head'])} rows", show_lines=True)
-        for row in info["head"]:
-            head.add_row(*[_short(row.get(c)) for c in info["schema"]])
-        console.print(head)
+    typer.echo(f"{info['path']}: {info['num_rows']} rows in {info['num_files']} file(s)")
+    emit([{"column": name, "type": typ} for name, typ in info["schema"].items()], [Column("column", "column"), Column("type", "type")])
+    # One block per row (`column  value` lines): a store row has too many columns for a table at any width.
+    heads = [{"__row__": f"row {i}", **{c: _short(r.get(c)) for c in info["schema"]}} for i, r in enumerate(info["head"], 1)]
+    if heads:
+        typer.echo(f"\nfirst {len(heads)} rows")
+        typer.echo(blocks(heads, [Column("__row__", "row"), *(Column(c, c) for c in info["schema"])]))
 
 
 def _short(value: object, width: int = 60) -> str:
-    """One cell of a preview table, truncated for the terminal."""
+    """One preview value on one line: prose and lists (rationales, vectors) are cut at `width`,
+    identifiers (one word: ids, hashes, names, URLs) never are."""
     text = str(value).replace("\n", "⏎")
-    return text if len(text) <= width else text[: width - 1] + "…"
+    prose = isinstance(value, (list, tuple, dict)) or any(ch.isspace() for ch in text)
+    return text if len(text) <= width or not prose else text[: width - 1] + "…"
 
 
 for _name in COMMAND_MODULES:

@@ -22,7 +22,7 @@ def test_prepare_then_list_shows_counts(store_root: str) -> None:
     assert "coin_flip" in result.output and "last_letter_concatenation" in result.output
     listed = runner.invoke(app, ["data", "list"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0
-    assert "│ coin_flip                 │ train      │ 25   │" in listed.output
+    assert "coin_flip\ttrain\t25" in listed.output.splitlines()  # piped: one tab-separated line per (task, split)
 
 
 def test_tasks_lists_every_task_with_its_hub_id() -> None:

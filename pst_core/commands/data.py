@@ -47,33 +47,31 @@ def prepare(
 
 
 @data_app.command("tasks")
-def tasks() -> None:
+def tasks(as_json: bool = typer.Option(False, "--json", help="Print the tasks as JSON.")) -> None:
     """List the registered tasks with answer type, Hub id and description."""
-    from rich.console import Console
-    from rich.table import Table
-
+    from pst_core.commands.listing import Column, emit
     from pst_core.tasks import TASKS
 
-    table = Table("task", "answer type", "hub id", "description")
+    rows = []
     for name in TASKS:
         spec = TASKS.get(name)
-        table.add_row(name, spec.answer_type, spec.hub_id or "-", spec.description)
-    Console().print(table)
+        rows.append({"task": name, "answer_type": spec.answer_type, "hub_id": spec.hub_id, "description": spec.description})
+    emit(rows, [Column("task", "task"), Column("answer_type", "answer type"), Column("hub_id", "hub id"),
+                Column("description", "description", prose=True)], as_json=as_json)
 
 
 @data_app.command("list")
-def list_() -> None:
+def list_(as_json: bool = typer.Option(False, "--json", help="Print the (task, split, rows) counts as JSON.")) -> None:
     """Show every (task, split) in the example store with its row count."""
-    from rich.console import Console
-    from rich.table import Table
-
     from pst_core import examples
+    from pst_core.commands.listing import Column, emit
 
-    counts = examples.counts(settings.data_root())
-    table = Table("task", "split", "rows", title=f"examples in {settings.data_root()}")
-    for (task, split), n in counts.items():
-        table.add_row(task, split, str(n))
-    Console().print(table if counts else "no examples yet: run `pst data prepare --task TASK`")
+    root = settings.data_root()
+    rows = [{"task": task, "split": split, "rows": n} for (task, split), n in examples.counts(root).items()]
+    if not rows and not as_json:
+        typer.echo("no examples yet: run `pst data prepare --task TASK`")
+        return
+    emit(rows, [Column("task", "task"), Column("split", "split"), Column("rows", "rows")], as_json=as_json, title=f"examples in {root}")
 
 
 def register(app: typer.Typer) -> None:

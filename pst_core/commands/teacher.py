@@ -40,22 +40,25 @@ def add(
     typer.echo(f"teacher {name!r} saved to {settings.data_root()}/teachers.yaml (key read from ${api_key_env} at call time)")
 
 
-@teacher_app.command("list")
-def list_() -> None:
-    """Show the registered teachers."""
-    from rich.console import Console
-    from rich.table import Table
+TEACHER_COLUMNS = [("name", "name"), ("base_url", "base_url"), ("model", "model"), ("api_key_env", "key env"), ("rpm", "rpm"),
+                   ("tpm", "tpm"), ("concurrency", "concurrency"), ("price", "price in/out"), ("endpoint", "endpoint"), ("mode", "mode")]
 
+
+@teacher_app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print every teacher's stored config as JSON.")) -> None:
+    """Show the registered teachers (full names and URLs, whatever the terminal width)."""
     from pst_core import teachers
+    from pst_core.commands.listing import Column, emit
 
     found = teachers.load_all(settings.data_root())
+    if as_json:
+        emit([t.public() for t in found.values()], [], as_json=True)
+        return
     if not found:
         typer.echo("no teachers yet: run `pst teacher add NAME --base-url URL --model MODEL`")
         return
-    table = Table("name", "base_url", "model", "key env", "rpm", "tpm", "concurrency", "price in/out", "endpoint", "mode")
-    for t in found.values():
-        table.add_row(t.name, t.base_url, t.model, t.api_key_env, f"{t.rpm:g}", f"{t.tpm:g}", str(t.concurrency), f"{t.price_in:g}/{t.price_out:g}", t.endpoint, t.mode)
-    Console().print(table)
+    rows = [{**t.public(), "rpm": f"{t.rpm:g}", "tpm": f"{t.tpm:g}", "price": f"{t.price_in:g}/{t.price_out:g}"} for t in found.values()]
+    emit(rows, [Column(key, header) for key, header in TEACHER_COLUMNS])
 
 
 @teacher_app.command("remove")
