@@ -7,14 +7,24 @@ take the first "yes"/"no" word; last-letter concatenation keeps the whole comple
 quotes, dots and spaces. A trailing "." is dropped. `position="last"` takes the last candidate
 instead, which is what a student that writes its answer at the end of a rationale needs.
 
-Nothing here raises on any string: unparseable text extracts to None and normalises to itself.
+Two additions make other teachers' answers count (Distilling Step-by-Step's PaLM-540B answers
+"(c) wooded area.", "neutral." and "(10 * 45)."): a choice answer is also read from a leading
+"(c)" marker or from the option's text, and a number answer that is wholly an arithmetic
+expression is its value. `canonical=False` keeps Kojima's rules exactly (`reference_correct`).
+
+Nothing here raises on any string, and every function runs in time about linear in its input:
+unparseable text extracts to None and normalises to itself, and huge numbers ("1e50000000", a
+5,000-digit integer) are written in scientific form instead of being expanded.
 """
 
 from __future__ import annotations
 
+import ast
 import math
+import operator
 import re
-from decimal import Decimal, InvalidOperation
+import warnings
+from decimal import Decimal
 
 # The version of the extraction and normalisation rules below. Bump it whenever a rule changes
 # (what `extract`, `normalize` or `is_correct` return for some text): stored teacher judgements
@@ -31,6 +41,14 @@ _YES_NO_SEPARATORS = re.compile(r"[\"'\n.\s:,]")
 _TEXT_NOISE = re.compile(r"[\"'\n.\s]")
 # Relative tolerance for numeric answers; Zero-shot-CoT compared strings, which this contains.
 _REL_TOL = 1e-6
+# Numbers whose plain decimal form is longer than this are written "1.5e+5000": every finite
+# float (up to 309 integer digits, down to 5e-324) still gets its plain form, and nothing
+# ever expands "1e50000000" into fifty million digits.
+_MAX_PLAIN_DIGITS = 400
+# "(10 * 45)": numbers, + - * / and brackets only, short enough to evaluate instantly.
+_EXPRESSION = re.compile(r"[\d\s.+\-*/()]{3,200}")
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def letters_for(choices: list[str] | None) -> str:
@@ -57,14 +75,14 @@ def extract(
     if not isinstance(text, str):
         return None
     if answer_type == "number":
+        if canonical and (value := _expression_value(text)) is not None:
+            return value
         picked = _pick(_NUMBER.findall(text.replace(",", "")), position)
         if picked is None:
             return None
         return normalize(picked, "number") if canonical else picked.rstrip(".") or None
     if answer_type == "choice":
-        # Kojima's rule: the first option letter anywhere in the completion (it is short).
-        letters = letters_for(choices)
-        return _pick([c for c in text if c in letters], position)
+        return _extract_choice(text, choices, position) if canonical else _kojima_letter(text, choices, position)
     if answer_type == "yes_no":
         words = _YES_NO_SEPARATORS.sub(" ", text.lower()).split(" ")
         return _pick([w for w in words if w in ("yes", "no")], position)
@@ -75,6 +93,112 @@ def extract(
         cleaned = _TEXT_NOISE.sub("", text)
         return cleaned or None
     return None
+
+
+def _kojima_letter(text: str, choices: list[str] | None, position: str) -> str | None:
+    """Kojima's rule: the first (or last) valid option letter anywhere in the completion."""
+    letters = letters_for(choices)
+    return _pick([c for c in text if c in letters], position)
+
+
+def _extract_choice(text: str, choices: list[str] | None, position: str) -> str | None:
+    """The option letter of a choice answer, strongest evidence first.
+
+    1. the answer, less a leading "(c)", is exactly one option's text ("Neutral.", "(e) wait
+       for orders." when "wait for orders" is option D: the words outweigh a slipped letter);
+    2. a leading marker, "(c) wooded area" or "C) 5" (any case), unless another option is
+       marked too ("either (a) opera or (b) concert" is no single answer);
+    3. Kojima's rule, an upper-case option letter anywhere;
+    4. a bracketed "(c)" (any case), when it is the only option marked;
+    5. the text of exactly one option, as whole words ("... is neutral because ...").
+    Two options with the same text ("6 kmph" as B and E) match neither by text: only a letter
+    tells them apart, and the gold may be either.
+    Steps 1 and 2 read the start of the text, so `position="last"` (an answer at the end of a
+    rationale, which may open by discussing another option) skips the leading marker.
+    """
+    letters, options = letters_for(choices), _option_texts(choices)
+    marked = {m.upper() for m in re.findall(r"\(([A-Za-z])\)", text)} & set(letters)
+    lead = re.match(r"\s*\(?([A-Za-z])\)", text) if position == "first" else None
+    said = _words(text[lead.end():] if lead else text)
+    exact = [letter for letter, option in options.items() if option == said]
+    if len(exact) == 1:
+        return exact[0]
+    if lead and lead.group(1).upper() in letters and marked <= {lead.group(1).upper()}:
+        return lead.group(1).upper()
+    found = _kojima_letter(text, choices, position)
+    if found is not None:
+        return found
+    if len(marked) == 1:
+        return marked.pop()
+    return _unique_option_mention(_words(text), options)
+
+
+def _words(text: str) -> str:
+    """Case- and punctuation-insensitive form: lower-case words joined by single spaces."""
+    return _NOT_WORD.sub(" ", text.casefold()).strip()
+
+
+def _option_texts(choices: list[str] | None) -> dict[str, str]:
+    """{letter: option text in `_words` form} for options that have a text beyond their letter.
+
+    Stored choices read "A) entailment"; the "A) " label is not part of the text, and a choice
+    that is only its letter (recorded questions give ["A", "B", ...]) has no text to match.
+    """
+    out: dict[str, str] = {}
+    for letter, choice in zip(letters_for(choices), choices or []):
+        if not isinstance(choice, str):
+            continue
+        body = re.sub(rf"^\s*\(?{letter}\)\s*", "", choice, flags=re.IGNORECASE)
+        words = _words(body)
+        if words and words != letter.lower():
+            out[letter] = words
+    return out
+
+
+def _unique_option_mention(said: str, options: dict[str, str]) -> str | None:
+    """The one option whose text the answer mentions as whole words (a mention inside a longer
+    mentioned option, "air" in "air freshener", does not count); None when zero or several."""
+    spans: list[tuple[int, int, str]] = []
+    padded = f" {said} "
+    for letter, option in options.items():
+        needle, start = f" {option} ", padded.find(f" {option} ")
+        while start >= 0:
+            spans.append((start, start + len(needle), letter))
+            start = padded.find(needle, start + 1)
+    spans.sort(key=lambda s: (s[0], -s[1]))
+    kept, reach = set(), -1  # sorted by start, longest first: a span ending within `reach` is inside one before it
+    for start, end, letter in spans:
+        if end > reach:
+            kept.add(letter)
+            reach = end
+    return kept.pop() if len(kept) == 1 else None
+
+
+def _expression_value(text: str) -> str | None:
+    """The value of an answer whose first line is wholly arithmetic ("(10 * 45)." -> "450"), else None."""
+    body = text.strip().split("\n", 1)[0].strip().rstrip(".").strip()  # "(15 * 19).\n\nQ" ends at the line
+    if not _EXPRESSION.fullmatch(body) or not re.search(r"[\d)]\s*[-+*/]\s*[\d(]", body):
+        return None
+    try:
+        with warnings.catch_warnings():  # "(2)(3)" parses with a SyntaxWarning, then is refused
+            warnings.simplefilter("ignore")
+            tree = ast.parse(body, mode="eval")
+        value = _evaluate(tree.body)
+    except (SyntaxError, ValueError, ArithmeticError, RecursionError, MemoryError):
+        return None
+    return normalize(repr(value), "number") if math.isfinite(value) else None
+
+
+def _evaluate(node: ast.AST) -> float:
+    """Numbers and + - * / only; never Python's eval."""
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return float(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _evaluate(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    raise ValueError("not arithmetic")
 
 
 def normalize(answer: str, answer_type: str) -> str:
@@ -98,17 +222,33 @@ def normalize(answer: str, answer_type: str) -> str:
 
 
 def _normalize_number(text: str) -> str:
-    """'1,000' -> '1000', '18.0' -> '18', '2.50' -> '2.5', '-0' -> '0'; other text unchanged."""
+    """'1,000' -> '1000', '18.0' -> '18', '2.50' -> '2.5', '-0' -> '0'; other text unchanged.
+
+    Written from the decimal digits and exponent as strings, never through int(): int() of a
+    5,000-digit number cannot be printed, and of "1e50000000" takes minutes.
+    """
     cleaned = text.replace(",", "").rstrip(".")
     try:
         value = Decimal(cleaned)
-    except (InvalidOperation, ValueError):
+    except (ArithmeticError, ValueError, TypeError):
         return text
     if not value.is_finite():
         return text
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
+    sign, digit_tuple, exponent = value.as_tuple()
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    stripped = digits.rstrip("0")
+    exponent += len(digits) - len(stripped)  # trailing zeros move into the exponent
+    if not stripped:
+        return "0"
+    minus = "-" if sign else ""
+    if exponent >= 0 and len(stripped) + exponent <= _MAX_PLAIN_DIGITS:
+        return minus + stripped + "0" * exponent
+    if exponent < 0 and max(len(stripped), -exponent) + 1 <= _MAX_PLAIN_DIGITS:
+        whole, frac = stripped[:exponent] or "0", stripped[exponent:].rjust(-exponent, "0")
+        return f"{minus}{whole}.{frac}"
+    lead = len(stripped) - 1 + exponent  # the power of ten of the first digit
+    mantissa = stripped[0] + (f".{stripped[1:]}" if len(stripped) > 1 else "")
+    return f"{minus}{mantissa}e{lead:+d}"
 
 
 def as_float(answer: str | None) -> float | None:
@@ -117,7 +257,7 @@ def as_float(answer: str | None) -> float | None:
         return None
     try:
         value = float(answer.replace(",", ""))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, OverflowError):
         return None
     return value if math.isfinite(value) else None
 
