@@ -88,9 +88,9 @@ def test_palm_output_is_cut_like_the_official_loader() -> None:
     raw = "Beavers use wood. So the answer is (c) wooded area.\n\nQ: What is next?\nAnswer Choices:\n(a) x"
     rationale, answer = _cut_palm(raw, "Q:", "So the answer is")
     assert rationale == "Beavers use wood." and answer == " (c) wooded area.\n\n"
-    assert _palm_answer("cqa", answer) == "C"
-    assert _palm_answer("svamp_dsbs", " (10 * 45).") == "450"
-    assert _palm_answer("anli1", " neutral.") == "B"
+    assert _palm_answer(answer, "letter", ("A) rock", "B) sea", "C) wooded area")) == "C"
+    assert _palm_answer(" (10 * 45).", "arithmetic") == "450"
+    assert _palm_answer(" neutral.", "label", ("A) entailment", "B) neutral", "C) contradiction")) == "B"
     assert _cut_palm("no answer sentence", "Q:", "So the answer is") == ("no answer sentence", None)
     assert answers.normalize("450.0", "number") == "450"
 

@@ -1,4 +1,4 @@
-"""Replay teacher: answers from records over real HTTP, marks unknown questions, counts every outcome."""
+"""Replay teacher: answers from records over real HTTP, refuses unknown questions (404), counts every outcome."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def test_replay_answers_both_zero_shot_cot_stages_and_marks_unknown_questions() 
         _, _, legacy = post(f"{h.url}/completions", {"model": "m", "prompt": text})
         assert legacy["choices"][0]["text"] == " 5." and legacy["usage"]["completion_tokens"] > 0
         status, headers, unknown = chat(h.url, "Q: Something else?\nA: Let's think step by step.")
-        assert status == 200 and headers["X-Replay-Match"] == "none" and "no recorded output" in unknown["choices"][0]["message"]["content"]
+        assert status == 404 and headers["X-Replay-Match"] == "none" and "choices" not in unknown
+        assert unknown["error"] == {"message": "no recorded output for this question", "type": "invalid_request_error", "code": "unmatched"}
         assert h.stats() == {"ok": 2, "unmatched": 1, "total": 3}
         models = json.loads(urllib.request.urlopen(f"{h.url}/models").read())
         assert models["data"][0]["id"] == "replay"

@@ -26,8 +26,8 @@ EXPECTED = {
 }
 
 
-def test_registry_holds_the_fifteen_tasks_with_valid_answer_types() -> None:
-    assert sorted(TASKS.names()) == sorted(EXPECTED)
+def test_registry_holds_the_fifteen_built_in_tasks_with_valid_answer_types() -> None:
+    assert set(EXPECTED) <= set(TASKS.names())  # a task added with one `add` call does not break this
     assert all(get_task(n).answer_type in answers.ANSWER_TYPES for n in TASKS)
 
 

@@ -4,7 +4,8 @@
 `POST /v1/batches`, `GET /v1/batches/{id}`. A batch turns "completed" `batch_delay_s` after it
 is created; each line is answered like an online request, and the server-error fault rate
 (`rate_500`) decides which lines land in the error file instead, so resubmission can be tested.
-Stats count `batch_lines`, `batch_errors` and `batches`.
+A line no recorded output fits lands there too: status 404, error code "unmatched". Stats count
+`batch_lines`, `batch_errors`, `batch_unmatched` and `batches`.
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def add_routes(app, replay) -> None:
                 replay.stats["batch_errors"] += 1
                 err.append({"id": rid, "custom_id": req["custom_id"], "response": {"status_code": 500, "request_id": rid, "body": {"error": {"message": "replay fault", "type": "server_error"}}}, "error": None})
                 continue
-            body, _ = replay.complete(req["body"], chat)
+            body, outcome = replay.complete(req["body"], chat)
+            if outcome == "unmatched":
+                replay.stats["batch_unmatched"] += 1
+                err.append({"id": rid, "custom_id": req["custom_id"], "response": {"status_code": 404, "request_id": rid, "body": body}, "error": dict(body["error"])})
+                continue
             out.append({"id": rid, "custom_id": req["custom_id"], "response": {"status_code": 200, "request_id": rid, "body": body}, "error": None})
         jsonl = lambda rows: b"".join(_dumps(r) + b"\n" for r in rows)  # noqa: E731
         batch["output_file_id"] = new_file(jsonl(out), "batch_output", "output.jsonl")["id"] if out else None

@@ -5,13 +5,16 @@ Serves `/v1/chat/completions`, `/v1/completions`, `/v1/models`, a minimal Batch 
 Faults are drawn per request from an RNG seeded with (seed, request body, how many times this
 body was seen), so a rerun of the same client run sees the same faults, and every request is
 counted under exactly one outcome: ok, unmatched, rate_limited, server_error, hang, malformed,
-empty. `total` is their sum.
+empty. `total` is their sum. An unmatched request (no recorded output fits, see `records`) is
+answered HTTP 404 with a JSON error naming why and the header `X-Replay-Match: none`, never with
+made-up text; a batch line gets the same answer in the error file, with error code "unmatched".
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import random
 import threading
 import time
@@ -21,7 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pst_core.harvest.client import _dumps, _loads
-from pst_core.replay.records import Index
+from pst_core.replay.records import Index, coverage_lines
+
+log = logging.getLogger("pst.replay")
 
 
 @dataclass(frozen=True)
@@ -72,15 +77,16 @@ class Replay:
         return None
 
     def complete(self, body: dict, chat: bool) -> tuple[dict, str]:
-        """(response JSON, outcome) for a well-formed request body."""
+        """(completion JSON, "ok") for a well-formed request body, or (error JSON, "unmatched")."""
         if chat:
             prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
         else:
             prompt = body.get("prompt", "")
             prompt = prompt[0] if isinstance(prompt, list) else prompt
         text, match = self.index.answer(prompt, float(body.get("temperature") or 0.0))
-        outcome = "unmatched" if match == "none" else "ok"
-        return completion_json(body.get("model", "replay"), text, prompt, chat), outcome
+        if match == "none":  # `text` says why nothing recorded fits
+            return {"error": {"message": text, "type": "invalid_request_error", "code": "unmatched"}}, "unmatched"
+        return completion_json(body.get("model", "replay"), text, prompt, chat), "ok"
 
 
 def completion_json(model: str, text: str, prompt: str, chat: bool, finish: str = "stop") -> dict:
@@ -143,12 +149,14 @@ def make_app(replay: Replay):
             replay.stats["total"] += 1
             return respond({"error": {"message": "request body is not JSON", "type": "invalid_request_error"}}, 400)
         obj, outcome = replay.complete(body, chat)
-        if fault == "empty":
-            obj["choices"][0]["message" if chat else "text"] = {"role": "assistant", "content": ""} if chat else ""
-        else:
+        if fault is None:
             replay.stats[outcome] += 1
             replay.stats["total"] += 1
-        return respond(obj, headers={"X-Replay-Match": "none" if outcome == "unmatched" else "recorded"})
+        if outcome == "unmatched":
+            return respond(obj, 404, headers={"X-Replay-Match": "none"})
+        if fault == "empty":
+            obj["choices"][0]["message" if chat else "text"] = {"role": "assistant", "content": ""} if chat else ""
+        return respond(obj, headers={"X-Replay-Match": "recorded"})
 
     async def models(request: web.Request) -> web.Response:
         return respond({"object": "list", "data": [{"id": "replay", "object": "model", "owned_by": "pst"}]})
@@ -217,6 +225,8 @@ def running(index: Index, faults: Faults | None = None) -> Iterator[Handle]:
     thread = threading.Thread(target=target, name="pst-replay", daemon=True)
     thread.start()
     ready.wait(10)
+    for line in coverage_lines(index):
+        log.info("replay teacher: %s", line)
     try:
         yield Handle(replay, box["port"])
     finally:
@@ -231,6 +241,8 @@ def serve(index: Index, faults: Faults, host: str, port: int) -> None:
     async def main() -> None:
         runner, bound = await start(Replay(index, faults), host, port)
         print(f"replay teacher on http://{host}:{bound}/v1 ({len(index)} questions); stats at http://{host}:{bound}/stats", flush=True)
+        for line in coverage_lines(index):
+            print(f"  {line}", flush=True)
         try:
             await asyncio.Event().wait()
         finally:

@@ -3,6 +3,8 @@
 A task is data plus two small functions: `local(datasets_dir)` and optionally `hub()` return
 the task's rows keyed by source index (`Row`); `TaskSpec.load` turns them into the
 train/validation/test `Example` lists with the deterministic split rules of `splits`.
+`TaskSpec.recorded` says where recorded teacher outputs of the task live (`RecordedLayout`, read
+by `pst_core.recorded`), so a task with recorded rationales is still one registry entry.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from pst_core.errors import ConfigError, DataError
 from pst_core.examples import Example, make_id
 
 SOURCES = ("local", "hub", "generated")
+# Recorded-output file formats (readers in pst_core.recorded; layouts in the datasets README):
+# "completion_data": Fine-tune-CoT's D_<task>.json(.gz); "zero_shot_log": Kojima's derived JSONL;
+# "dsbs": Distilling Step-by-Step's <folder>/<split>_CoT_<k>.json chunks of raw LLM outputs.
+RECORDED_FORMATS = ("completion_data", "zero_shot_log", "dsbs")
+# How the answer sentence of a DSbS output is read: "letter" '(c) wooded area.' -> C; "arithmetic"
+# '(10 * 45).' -> 450; "label" 'neutral.' -> the letter of the first option named (row choices).
+DSBS_ANSWERS = ("letter", "arithmetic", "label")
 # Generated rows get indices from here on (see generators), so they never collide with file ids.
 GENERATED_OFFSET = 100_000
 
@@ -37,6 +46,34 @@ Rows = dict[int, Row]
 
 
 @dataclass(frozen=True)
+class RecordedLayout:
+    """Where one teacher's recorded outputs of a task are, and how each output is cut and aligned.
+
+    `path` is relative to the datasets folder: a file for "completion_data" / "zero_shot_log"
+    (whose records carry their own sample index), the folder of `<split>_CoT_<k>.json` chunks for
+    "dsbs". A DSbS output row j of chunk k of `split` belongs to source index
+    `first_index[split] + k * chunk_rows + j`; a split missing from `first_index` starts where the
+    previous split's outputs ended (as the task's rows are numbered by `loaders.dsbs_files`).
+    """
+
+    teacher_model: str  # e.g. "text-davinci-002", "palm-540b"
+    format: str  # one of RECORDED_FORMATS
+    path: str
+    splits: tuple[str, ...] = ()  # dsbs: the chunk files' split names, in source-index order
+    chunk_rows: int = 0  # dsbs: outputs per chunk file
+    next_example: str = "Q:"  # dsbs: text that starts the next few-shot example (cut there)
+    lead_in: str = "So the answer is"  # dsbs: what starts the answer sentence (rationale before it)
+    answer: str = "letter"  # dsbs: one of DSBS_ANSWERS
+    first_index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.format not in RECORDED_FORMATS:
+            raise ValueError(f"recorded format {self.format!r} is not one of {', '.join(RECORDED_FORMATS)}")
+        if self.format == "dsbs" and (not self.splits or self.chunk_rows <= 0 or self.answer not in DSBS_ANSWERS):
+            raise ValueError(f"a dsbs layout needs splits, chunk_rows > 0 and answer in {', '.join(DSBS_ANSWERS)}")
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One reasoning task: answer type, sources, and the split rule (see `splits.build`)."""
 
@@ -52,6 +89,28 @@ class TaskSpec:
     test_fraction: float = 0.3  # seeded split when no split file or file splits exist
     description: str = ""
     missing_note: dict[str, str] = field(default_factory=dict)  # split -> why rows may be absent locally
+    recorded: RecordedLayout | tuple[RecordedLayout, ...] = ()  # recorded teacher outputs, any number of teachers
+
+    def __post_init__(self) -> None:
+        if isinstance(self.recorded, RecordedLayout):  # one layout is accepted as is; stored as a tuple
+            object.__setattr__(self, "recorded", (self.recorded,))
+
+    def recorded_by(self, teacher_model: str | None = None) -> tuple[RecordedLayout, ...]:
+        """The recorded-output layouts of the task, optionally of one teacher model."""
+        return tuple(r for r in self.recorded if teacher_model in (None, r.teacher_model))
+
+    def has_local_files(self, datasets_dir: Path | None) -> bool:
+        """Whether the task's local files are present (registry walkers skip tasks without them).
+
+        Only a missing file counts as absent: a malformed one still raises its DataError.
+        """
+        if self.local is None or datasets_dir is None or not Path(datasets_dir).is_dir():
+            return False
+        try:
+            self.local(Path(datasets_dir))
+        except FileNotFoundError:
+            return False
+        return True
 
     def rows(self, datasets_dir: Path | None, source: str = "local", *, seed: int = 0, generated_size: int = 500) -> Rows:
         """All rows of the task from `source` (local files, the Hub, or the generator)."""
