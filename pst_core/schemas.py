@@ -46,6 +46,7 @@ RATIONALES = pa.schema(
         pa.field("prompt_kind", pa.string()),  # zs_cot | few_shot_cot | rationalize
         pa.field("answer_completion", pa.string()),  # Zero-shot-CoT stage-2 raw text (null otherwise)
         pa.field("batch_id", pa.string()),  # OpenAI Batch API id when harvested in batch mode
+        pa.field("extractor_version", pa.int32()),  # answers.EXTRACTOR_VERSION of predicted_answer/is_correct (null: older)
     ]
 )
 RATIONALES_PARTITIONS = {"teacher": pa.string(), "task": pa.string(), "split": pa.string()}

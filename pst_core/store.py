@@ -5,6 +5,10 @@ in the folder names only (never inside the files), so `pandas.read_parquet(dir)`
 `pyarrow.dataset(dir, partitioning="hive")` and `datasets.load_dataset("parquet", ...)` all read
 the store as-is. A part is written under a dot-prefixed temporary name and renamed when complete,
 so a crash never leaves a half-written part that readers would see (readers skip `.`/`_` names).
+Parts are immutable once published, but a writer may replace one of its parts by a larger one
+(a new name, then the old one removed) and compaction removes the parts it merged, so a part
+listed by a reader can vanish before it is opened: `retry_vanished` reads again from a fresh
+listing, which holds the same rows under the new names.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import os
 import re
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -22,6 +27,10 @@ import pyarrow.parquet as pq
 from pst_core.errors import DataError
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# Reads retried when a listed part vanished meanwhile; each retry lists the folder again. A
+# vanished part's rows are always in a part published before it was removed.
+VANISHED_RETRIES = 8
+T = TypeVar("T")
 
 
 def filesystem(root: str):
@@ -93,6 +102,28 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def remove_part(path: str) -> bool:
+    """Delete one part file; False when it is already gone (another compaction removed it)."""
+    fs, p = filesystem(path)
+    try:
+        fs.rm(p)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def retry_vanished(read: Callable[[], T], retries: int = VANISHED_RETRIES) -> T:
+    """Call `read` (which lists parts itself) again when a part it listed vanished before it was read."""
+    for attempt in range(retries + 1):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == retries:
+                raise
+            time.sleep(0.01 * (attempt + 1))  # the writer that replaced the part is mid-publish
+    raise AssertionError("unreachable")
+
+
 def list_parts(directory: str) -> list[str]:
     """Visible part files directly or recursively under `directory`, sorted by name."""
     fs, path = filesystem(directory)
@@ -119,21 +150,22 @@ def read_dataset(
     part_schema = pa.schema([(k, t) for k, t in partitions.items()])
     full = pa.schema(list(schema) + list(part_schema))
     fs, path = filesystem(f"{root.rstrip('/')}/{dataset}")
-    if not fs.exists(path) or not list_parts(f"{root.rstrip('/')}/{dataset}"):
-        empty = full.empty_table()
-        return empty.select(columns) if columns else empty
-    ds = pads.dataset(
-        path, filesystem=fs, format="parquet", schema=full,
-        partitioning=pads.partitioning(part_schema, flavor="hive"),
-    )
     expr = None
     for key, value in (filters or {}).items():
         if value is None:
             continue
         term = pads.field(key).isin(value) if isinstance(value, (list, tuple, set)) else pads.field(key) == value
         expr = term if expr is None else expr & term
-    try:
+
+    def read() -> pa.Table:
+        if not fs.exists(path) or not list_parts(f"{root.rstrip('/')}/{dataset}"):
+            empty = full.empty_table()
+            return empty.select(columns) if columns else empty
+        ds = pads.dataset(path, filesystem=fs, format="parquet", schema=full, partitioning=pads.partitioning(part_schema, flavor="hive"))
         return ds.to_table(columns=columns, filter=expr)
+
+    try:
+        return retry_vanished(read)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read {root}/{dataset}: {str(exc).splitlines()[0]}") from None
 

@@ -226,3 +226,63 @@ def test_damaged_rationale_part_is_one_error_naming_it(store_root):
         fh.write(b"not parquet")
     with pytest.raises(DataError, match="part-zz-copied.parquet is not a readable rationale part"):
         embed_rationales(EmbedConfig(), store_root, progress=False)
+
+
+class FakeEncoder:
+    """Stands in for a SentenceTransformer: unit vectors from the text length, no weights."""
+
+    def encode(self, texts, **kwargs):
+        vecs = np.array([[len(t) + 1.0, 1.0, 0.0, 0.0] for t in texts], dtype=np.float32)
+        return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+    def state_dict(self):
+        return {}
+
+
+class RecordingBar:
+    """The progress bar's total and every advance."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self.total, self.n = total or None, 0
+
+    def update(self, n: int) -> None:
+        self.n += n
+
+    def set_postfix(self, **kwargs) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_progress_bar_counts_only_the_successful_texts(store_root, monkeypatch):
+    from pst_core.embed import run
+
+    bars: list[RecordingBar] = []
+    monkeypatch.setattr(run, "_progress_bar", lambda *a: bars.append(RecordingBar(*a)) or bars[-1])
+    write_rationales(store_root, "gpt", "gsm8k", ["one", "two", "three", "two"])
+    write_rationales(store_root, "gpt", "gsm8k", ["timed out"] * 3, error="timeout")
+    summary = embed_rationales(EmbedConfig(encoder="org/fake", batch_size=2, chunk_size=2), store_root, model=FakeEncoder())
+    assert (summary.texts_seen, summary.embedded) == (4, 3)
+    assert (bars[0].total, bars[0].n) == (4, 4)  # error rows are neither counted nor shown as done
+
+
+def test_a_rationale_part_replaced_while_embedding_is_read_from_its_replacement(store_root, monkeypatch):
+    from pst_core.embed import run
+
+    write_rationales(store_root, "gpt", "gsm8k", ["alpha", "beta"])
+    real = run.rationale_parts
+    calls = []
+
+    def listing(*args):  # the first listing names a part a writer has replaced since
+        calls.append(args)
+        parts = real(*args)
+        return parts + [parts[0].replace("part-", "part-0-gone-")] if len(calls) == 1 else parts
+
+    monkeypatch.setattr(run, "rationale_parts", listing)
+    write_rationales(store_root, "gpt", "gsm8k", ["gamma"])
+    summary = embed_rationales(EmbedConfig(encoder="org/fake"), store_root, progress=False, model=FakeEncoder())
+    assert summary.embedded == 3 and len(calls) == 2

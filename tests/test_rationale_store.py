@@ -21,8 +21,8 @@ def row(key: str, second: int, error: str | None = None, text: str = "r") -> dic
     return {"request_key": key, "example_id": f"e-{key}", "sample_index": 0, "rationale": text, "error": error, "is_correct": error is None, "created_at": T0 + timedelta(seconds=second)}
 
 
-def write(root: str, rows: list[dict]) -> None:
-    w = rationales.Writer(root, "t", "task", "train", flush_rows=2)
+def write(root: str, rows: list[dict], part_rows: int = rationales.PART_ROWS) -> None:
+    w = rationales.Writer(root, "t", "task", "train", flush_rows=2, part_rows=part_rows)
     for r in rows:
         w.add(r)
     w.flush()
@@ -43,7 +43,7 @@ def test_cached_reads_only_key_columns_of_an_empty_partition(store_root: str) ->
 
 def test_compact_merges_parts_without_changing_content(store_root: str) -> None:
     rows = [row(k, i, error="timeout" if i % 3 == 0 else None) for i, k in enumerate("abcdefgha")]
-    write(store_root, rows)
+    write(store_root, rows, part_rows=2)
     directory = rationales.partition(store_root, "t", "task", "train")
     before = sorted(map(str, rationales.read(store_root).to_pylist()))
     assert len(store.list_parts(directory)) == 5

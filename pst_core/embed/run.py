@@ -37,23 +37,52 @@ def rationale_parts(root: str, teacher: str | None = None, task: str | None = No
     return [p for p in store.list_parts(base) if wanted <= set(p[len(base_path):].split("/"))]
 
 
-def iter_rationales(root: str, parts: list[str], rows_per_batch: int) -> Iterator[tuple[int, list[str]]]:
-    """Yield (rows read, successful rationale texts) per record batch; error rows are dropped."""
+def iter_rationales(root: str, parts: list[str], rows_per_batch: int, vanished: list[str] | None = None) -> Iterator[tuple[int, list[str]]]:
+    """Yield (rows read, successful rationale texts) per record batch; error rows are dropped.
+
+    A part that vanished before it was opened (a running harvest replaced it by a larger one,
+    or a compaction merged it) is skipped and appended to `vanished`: its rows are in a newer part.
+    """
     fs, _ = store.filesystem(root)
     for part in parts:
-        with readable([part]), fs.open(part, "rb") as fh:
-            for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows_per_batch, columns=["rationale", "error"]):
-                ok = pc.and_(pc.is_null(batch.column("error")), pc.is_valid(batch.column("rationale")))
-                yield batch.num_rows, batch.column("rationale").filter(ok).to_pylist()
+        try:
+            with readable([part]), fs.open(part, "rb") as fh:
+                for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows_per_batch, columns=["rationale", "error"]):
+                    ok = pc.and_(pc.is_null(batch.column("error")), pc.is_valid(batch.column("rationale")))
+                    yield batch.num_rows, batch.column("rationale").filter(ok).to_pylist()
+        except FileNotFoundError:
+            if vanished is None:
+                raise
+            vanished.append(part)
 
 
-def count_rows(root: str, parts: list[str]) -> int:
-    """Rows in these parts, from Parquet footers only (the progress bar's total)."""
+def count_successes(root: str, parts: list[str]) -> int:
+    """Successful rows in these parts (the progress bar's total): the null count of the `error`
+    column in the Parquet footers, or that one small column when a footer has no statistics."""
     fs, _ = store.filesystem(root)
     total = 0
     for part in parts:
-        with readable([part]), fs.open(part, "rb") as fh:
-            total += pq.ParquetFile(fh).metadata.num_rows
+        try:
+            with readable([part]), fs.open(part, "rb") as fh:
+                total += _footer_successes(pq.ParquetFile(fh))
+        except FileNotFoundError:  # replaced meanwhile; the bar's total is only a guide
+            continue
+    return total
+
+
+def _footer_successes(pf: pq.ParquetFile) -> int:
+    """Rows of one part whose `error` is null."""
+    meta = pf.metadata
+    if "error" not in pf.schema_arrow.names:
+        return meta.num_rows
+    total = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        col = next(group.column(c) for c in range(group.num_columns) if group.column(c).path_in_schema == "error")
+        stats = col.statistics
+        if stats is None or not stats.has_null_count:
+            return pf.read(columns=["error"])["error"].null_count
+        total += stats.null_count
     return total
 
 
@@ -98,7 +127,9 @@ def embed_rationales(cfg: EmbedConfig, root: str, progress: bool = True, *, mode
         revision = enc.revision(ref, cfg.max_seq_length) or params_digest(model)
     done = vectors.existing_hashes(root, ref, revision)
     parts = rationale_parts(root, cfg.teacher, cfg.task)
-    bar = _progress_bar(count_rows(root, parts) if progress else 0, ref.id, progress)
+    # The bar counts successful rationale texts (error rows carry none): read ones advance it at
+    # once when already embedded or repeated, new ones when they are encoded.
+    bar = _progress_bar(count_successes(root, parts) if progress else 0, ref.id, progress)
     seen: set[str] = set()
     texts_seen = already = embedded = written = 0
     chunk_texts: list[str] = []
@@ -120,27 +151,38 @@ def embed_rationales(cfg: EmbedConfig, root: str, progress: bool = True, *, mode
             bar.set_postfix(new=embedded, refresh=False)
             chunk_texts, chunk_hashes = [], []
 
-        for rows, texts in iter_rationales(root, parts, cfg.chunk_size):
-            queued = 0
-            for text in texts:
-                h = vectors.text_hash(text)
-                if h in seen:
-                    continue
-                seen.add(h)
-                if h in done:
-                    already += 1
-                    continue
-                chunk_texts.append(text)
-                chunk_hashes.append(h)
-                queued += 1
-                if len(chunk_texts) >= cfg.chunk_size:
-                    flush()
-            texts_seen += len(texts)
-            bar.update(rows - queued)  # queued rows advance the bar when they are encoded
+        finished: set[str] = set()
+        for _ in range(store.VANISHED_RETRIES + 1):
+            vanished: list[str] = []
+            for _rows, texts in iter_rationales(root, parts, cfg.chunk_size, vanished):
+                queued = 0
+                for text in texts:
+                    h = vectors.text_hash(text)
+                    if h in seen:
+                        continue
+                    seen.add(h)
+                    if h in done:
+                        already += 1
+                        continue
+                    chunk_texts.append(text)
+                    chunk_hashes.append(h)
+                    queued += 1
+                    if len(chunk_texts) >= cfg.chunk_size:
+                        flush()
+                texts_seen += len(texts)
+                bar.update(len(texts) - queued)  # queued texts advance the bar when they are encoded
+            finished.update(p for p in parts if p not in vanished)
+            if not vanished:
+                break
+            # A vanished part's rows are in a part published before it was removed: list again.
+            parts = [p for p in rationale_parts(root, cfg.teacher, cfg.task) if p not in finished]
         if chunk_texts:
             flush()
         if pending is not None:
             pending.result()
+    if bar.total is not None and bar.n != bar.total:  # a text-less success, or a part replaced meanwhile
+        bar.total = bar.n
+        bar.refresh()
     bar.close()
     seconds = time.perf_counter() - started
     summary = EmbedSummary(
@@ -162,7 +204,7 @@ def _load(cfg: EmbedConfig) -> Any:
 
 
 def _progress_bar(total: int, label: str, enabled: bool) -> Any:
-    """A tqdm bar over rationale rows (texts/s); a silent stand-in when disabled."""
+    """A tqdm bar over successful rationale texts (texts/s); a silent stand-in when disabled."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total or None, unit="text", unit_scale=True, desc=f"embed {label}", disable=not enabled, dynamic_ncols=True)
