@@ -116,8 +116,8 @@ def test_the_server_says_at_start_how_many_of_the_task_questions_it_has_records_
     index = load(path, tasks=["synth"])  # the task's questions come from the prepared store
     assert index.coverage == {"synth": {"train": (7, 10)}}
     assert coverage_lines(index) == ["synth: records for 7/10 questions (train 7/10)"]
-    with caplog.at_level(logging.INFO, logger="pst.replay"), running(index):
-        pass
+    with caplog.at_level(logging.INFO, logger="pst.replay"), running(index) as h:
+        assert h.coverage_lines() == coverage_lines(index)
     assert "synth: records for 7/10 questions" in caplog.text
 
 

@@ -196,6 +196,10 @@ class Handle:
     def reset(self) -> None:
         self.replay.stats.clear()
 
+    def coverage_lines(self) -> list[str]:
+        """Per task with known questions: how many of them the records answer (what `serve` prints)."""
+        return coverage_lines(self.replay.index)
+
 
 async def start(replay: Replay, host: str = "127.0.0.1", port: int = 0):
     """Start the app on `port` (0 = a free one); returns (runner, bound port)."""
