@@ -131,3 +131,23 @@ def test_a_writer_and_repeated_compactions_together_lose_no_row(store_root: str)
     assert table.num_rows == 200 and table["error"].null_count == 200  # one row per key, each success beats its error
     rationales.compact(store_root)
     assert len(os.listdir(part_dir(store_root))) == 1 and rationales.read(store_root, deduped=False).num_rows == 200
+
+
+def test_a_harvest_ends_with_one_part_that_pandas_reads_as_one_row_per_key(store_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from pst_core import teachers
+    from pst_core.harvest import HarvestConfig, harvest
+    from pst_core.replay import Faults, Index, running, synthetic
+
+    monkeypatch.setenv("PST_TEST_KEY", "k")
+    recs = synthetic.write(store_root, "synth", 40)
+    cfg = HarvestConfig(teacher="rep", task="synth", flush_rows=4, max_attempts=1)
+    for faults in (Faults(rate_500=0.3, seed=3), Faults()):  # a run with failures, then the rerun that retries them
+        with running(Index(recs), faults) as h:
+            teachers.add(store_root, teachers.TeacherConfig(name="rep", base_url=h.url, model="m", api_key_env="PST_TEST_KEY"), replace=True)
+            first = harvest(cfg, store_root)
+        assert len(store.list_parts(rationales.partition(store_root, "rep", "synth", "train"))) == 1
+    assert first.failed == 0
+    df = pd.read_parquet(rationales.partition(store_root, "rep", "synth", "train"))
+    assert len(df) == df["request_key"].nunique() == 40 and df["error"].isna().all()

@@ -158,6 +158,7 @@ def run(cfg: HarvestConfig, teacher: TeacherConfig, root: str, progress: Progres
             if progress is not None:
                 progress(summary.cache_hits + summary.succeeded + summary.failed, len(jobs), summary)
         state.clear()
+    rationales.compact(root, cfg.teacher, cfg.task, cfg.split)  # one deduped part, today's judgements: plain readers see one row per key
     summary.price(teacher.price_in, teacher.price_out)
     summary.elapsed_s = time.perf_counter() - t0
     for line in summary.lines():

@@ -261,6 +261,7 @@ async def run_online(cfg: HarvestConfig, teacher: TeacherConfig, root: str, prog
         summary.cache_hits = len(jobs) - summary.succeeded - summary.failed
     elif progress is not None:
         progress(len(jobs), len(jobs), summary)
+    rationales.compact(root, cfg.teacher, cfg.task, cfg.split)  # one deduped part, today's judgements: plain readers see one row per key
     summary.price(teacher.price_in, teacher.price_out)
     summary.elapsed_s = time.perf_counter() - t0
     for line in summary.lines():

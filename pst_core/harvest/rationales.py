@@ -290,8 +290,12 @@ def compact_partition(directory: str, *, only_stale: bool = False) -> CompactRes
     as it is. Parts written meanwhile by a running harvest are not among the inputs and stay.
     """
     root, _, task, split = where(directory)
-    if only_stale and not store.retry_vanished(lambda: _stale_rows(directory)):
-        return CompactResult(directory, len(store.list_parts(directory)), 0, 0, rewritten=False)
+    shape = store.retry_vanished(lambda: _shape(directory))
+    if shape is None:
+        return None
+    n_files, rows, keys, stale = shape
+    if not stale and (only_stale or (n_files == 1 and rows == keys)):  # nothing to do: the texts are never read
+        return CompactResult(directory, n_files, rows, keys, rewritten=False)
     files, merged = _load_parts(directory)
     if not files:
         return None
@@ -312,10 +316,14 @@ def compact_partition(directory: str, *, only_stale: bool = False) -> CompactRes
     return result
 
 
-def _stale_rows(directory: str) -> int:
-    """How many of a partition's rows (one per key) were judged under another extractor version."""
+def _shape(directory: str) -> tuple[int, int, int, int] | None:
+    """(parts, rows, distinct keys, stale rows among them) of a partition from its small columns; None when empty."""
     files = store.list_parts(directory)
-    return rescore.count_stale(dedupe(_read(directory, files, ["request_key", "error", "extractor_version", "created_at"]))) if files else 0
+    if not files:
+        return None
+    table = _read(directory, files, ["request_key", "error", "extractor_version", "created_at"])
+    kept = dedupe(table)
+    return len(files), table.num_rows, kept.num_rows, rescore.count_stale(kept)
 
 
 def _flips(before: pa.Table, after: pa.Table) -> dict[str, int]:
