@@ -61,7 +61,7 @@ def readable(files: list[str]) -> Iterator[None]:
     """Turn a pyarrow failure on a damaged part into one DataError that names the file.
 
     pst writes parts atomically, so a damaged one was copied or edited by hand; it holds at most
-    one flush of results, which a rerun requests again once the file is moved away.
+    one part of results (`PART_ROWS`), which a rerun requests again once the file is moved away.
     """
     try:
         yield
