@@ -6,7 +6,9 @@ Two transports speak the same wire format: a lean aiohttp client (default; the S
 rate limits are pst's job. Both raise the same three exceptions:
 
 - `Retryable` (429, 408/409, 5xx, timeouts, connection errors, malformed bodies): try again later,
-  honouring `retry-after-ms` / `Retry-After`;
+  honouring `retry-after-ms` / `Retry-After`. A 200 body is malformed when any field pst reads
+  has the wrong type (`"usage": 5`, `"prompt_tokens": "abc"`, no choices...): `parse_body`
+  checks each one, so a bad reply costs one attempt of one request and never a traceback;
 - `Fatal` (400, 401, 403, 404, 422...): stop the harvest with one clear line;
 - `BadContent` (empty content): recorded with its error, not retried within the run.
 """
@@ -45,6 +47,7 @@ class Completion:
     finish_reason: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    model: str | None = None  # the model the server says answered (llama.cpp names its one model whatever was asked)
 
 
 class Retryable(Exception):
@@ -114,18 +117,68 @@ def classify_status(status: int, headers: Any, body: bytes | str) -> Exception:
     return Fatal(status, str(detail))
 
 
+def _malformed(what: str) -> Retryable:
+    return Retryable("malformed", detail=what)
+
+
+def _count(usage: dict, name: str) -> int | None:
+    """A token count of `usage`: absent/null, or a non-negative whole number (JSON may send 12.0)."""
+    value = usage.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (isinstance(value, float) and not value.is_integer()):
+        raise _malformed(f"usage.{name} is {value!r}")
+    return int(value)
+
+
+def _text_of(content: Any) -> str:
+    """A message's content: a string, or OpenAI's content parts (the text parts joined; images, refusals skipped)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise _malformed(f"message content is a {type(content).__name__}")
+    texts = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict) and part.get("type", "text") == "text":
+            if not isinstance(part.get("text"), str):
+                raise _malformed("a text part has no text")
+            texts.append(part["text"])
+        elif not isinstance(part, dict):
+            raise _malformed(f"a content part is a {type(part).__name__}")
+    return "".join(texts)
+
+
 def parse_body(data: bytes, endpoint: str) -> Completion:
-    """A Completion from a 200 body; malformed JSON is retryable, empty content is BadContent."""
+    """A Completion from a 200 body, every field type-checked: malformed is retryable, empty content is BadContent."""
     try:
         obj = _loads(data)
-        choice = obj["choices"][0]
-        text = choice["message"]["content"] if endpoint == "chat" else choice["text"]
-    except Exception:
-        raise Retryable("malformed") from None
-    if not text or not str(text).strip():
+    except (ValueError, TypeError):  # orjson's and json's decode errors are ValueErrors
+        raise _malformed("body is not JSON") from None
+    choices = obj.get("choices") if isinstance(obj, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise _malformed("no choices")
+    choice = choices[0]
+    if endpoint == "chat":
+        message = choice.get("message")
+        if not isinstance(message, dict) or "content" not in message:
+            raise _malformed("choice has no message content")
+        text = _text_of(message["content"])
+    else:
+        if "text" not in choice or not isinstance(choice["text"], (str, type(None))):
+            raise _malformed("choice has no text")
+        text = choice["text"] or ""
+    finish, model, usage = choice.get("finish_reason"), obj.get("model"), obj.get("usage")
+    if not isinstance(finish, (str, type(None))) or not isinstance(model, (str, type(None))):
+        raise _malformed("finish_reason or model is not a string")
+    if not isinstance(usage, (dict, type(None))):
+        raise _malformed(f"usage is {usage!r}"[:80])
+    usage = usage or {}
+    prompt_tokens, completion_tokens = _count(usage, "prompt_tokens"), _count(usage, "completion_tokens")
+    if not text.strip():
         raise BadContent("empty")
-    usage = obj.get("usage") or {}
-    return Completion(text, choice.get("finish_reason"), usage.get("prompt_tokens"), usage.get("completion_tokens"))
+    return Completion(text, finish, prompt_tokens, completion_tokens, model)
 
 
 class AiohttpTransport:
