@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -97,7 +98,7 @@ def test_store_rescore_rewrites_the_partition_atomically_and_reports_changed_fla
 
 def test_failed_rescore_leaves_the_partition_as_it_was(store_root: str, harvested: str, monkeypatch: pytest.MonkeyPatch) -> None:
     age(harvested, 1)
-    before = {f: open(f, "rb").read() for f in store.list_parts(harvested)}
+    before = {f: Path(f).read_bytes() for f in store.list_parts(harvested)}
 
     def full_disk(*args, **kwargs):
         raise OSError("No space left on device")
@@ -105,7 +106,7 @@ def test_failed_rescore_leaves_the_partition_as_it_was(store_root: str, harveste
     monkeypatch.setattr(store, "write_part", full_disk)
     with pytest.raises(OSError):
         rationales.rescore_store(store_root)
-    assert {f: open(f, "rb").read() for f in store.list_parts(harvested)} == before
+    assert {f: Path(f).read_bytes() for f in store.list_parts(harvested)} == before
 
 
 def test_rows_whose_example_is_gone_are_left_as_stored_and_counted(store_root: str, harvested: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
@@ -14,7 +14,7 @@ from pst_core import store
 from pst_core.errors import DataError
 from pst_core.harvest import rationales
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def row(i: int, error: str | None = None, key: str | None = None) -> dict:
