@@ -4,6 +4,11 @@ Each stage flow fans out over teachers x tasks (x strategies) by submitting one 
 combination to the flow's task runner (threads by default; see `task_runner` for Dask). Flows only
 compose tasks and pass config dicts; every task is cached on the state of the store, so a rerun
 (or a flow retry) skips completed work and a new teacher reruns only what depends on it.
+
+Training reads the store after the harvest: a run whose teacher has no usable rationales for a
+split it needs (a teacher whose outputs cover only test questions) is skipped with one line per
+teacher, not failed; a strategy that reads no rationale (answer_only) trains once per task, not
+once per teacher.
 """
 
 from __future__ import annotations
@@ -12,17 +17,19 @@ import itertools
 import os
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import STRATEGIES, as_list, check_names, load, train_options, validate
 from pst_core import settings
+from pst_core.coverage import skip_line, uses_rationale
 from pst_core.train.config import DEFAULT_STUDENT
+from tasks.coverage import coverage
 from tasks.embed import embed
 from tasks.evaluate import evaluate, evaluate_untrained, report
 from tasks.harvest import harvest
 from tasks.prepare import prepare
-from tasks.train import train
+from tasks.train import teacher_free, train
 
 DEFAULT_TASKS = ["coin_flip", "last_letter_concatenation"]
 HARVEST_SPLITS = ["train", "validation"]
@@ -73,13 +80,40 @@ def embed_flow(teachers: list[str] | str | None = None, tasks: list[str] | str |
     return [embed(root, {**cfg["embed"], "teacher": te, "task": ta}) for te, ta in pairs]
 
 
+def train_configs(teachers: list[str], tasks: list[str], strategies: list[str], section: dict[str, Any]) -> list[dict[str, Any]]:
+    """One TrainConfig dict per run: teacher x task x strategy, but once per task for a strategy that
+    reads no rationale (answer_only trains on gold answers only, the same for every teacher)."""
+    configs, seen = [], set()
+    for te, ta, s in itertools.product(teachers, tasks, strategies):
+        config = teacher_free({**train_options(section, s), "teacher": te, "task": ta, "strategy": s})
+        key = (config["teacher"], ta, s)
+        if key not in seen:
+            seen.add(key)
+            configs.append(config)
+    return configs
+
+
+def covered(root: str, configs: list[dict[str, Any]], covers: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The configs whose teacher covers every split their training needs, and one line per teacher that
+    misses some (`covers`: the coverage task's results, one per config that reads rationales)."""
+    blocked = {(c["teacher"], c["task"], c["strategy"]) for c in covers if c["blocking"]}
+    keep = [c for c in configs if (c["teacher"], c["task"], c["strategy"]) not in blocked]
+    lines = [skip_line(te, [c for c in covers if c["teacher"] == te], root) for te in dict.fromkeys(c["teacher"] for c in covers)]
+    return keep, [line for line in lines if line]
+
+
 @flow(name="train-flow", task_runner=task_runner())
 def train_flow(teachers: list[str] | str | None = None, tasks: list[str] | str | None = None, strategies: list[str] | str | None = None, config: str | None = None, overrides: dict | None = None, root: str | None = None) -> list[dict]:
-    """Train one student per teacher x task x strategy."""
+    """Train one student per teacher x task x strategy (once per task for answer_only), skipping with one
+    line per teacher the runs whose teacher has no usable rationales for a split they need."""
     cfg, root = load(config, overrides), root or settings.data_root()
-    combos = itertools.product(_teachers(root, teachers), as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS,
-                               as_list(strategies) or cfg.get("strategies") or STRATEGIES)
-    futures = [train.submit(root, {**train_options(cfg["train"], s), "teacher": te, "task": ta, "strategy": s}) for te, ta, s in combos]
+    configs = train_configs(_teachers(root, teachers), as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS,
+                            as_list(strategies) or cfg.get("strategies") or STRATEGIES, cfg["train"])
+    checks = [coverage.submit(root, c) for c in configs if uses_rationale(c["strategy"])]
+    configs, lines = covered(root, configs, [f.result() for f in checks])
+    for line in lines:
+        get_run_logger().warning(line)
+    futures = [train.submit(root, c) for c in configs]
     return [f.result() for f in futures]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from prefect import task
 
 from pst_core import store
+from pst_core.coverage import uses_rationale
 from tasks.artifacts import artifact_key, publish_metrics
 from tasks.policy import RETRY_OPTIONS, digest, stat_fingerprint, store_cache
 
@@ -19,23 +20,41 @@ from tasks.policy import RETRY_OPTIONS, digest, stat_fingerprint, store_cache
 MODEL_LOCK = threading.Lock()
 
 
+# The teacher of a strategy that reads no rationale (answer_only): one run per task serves every
+# teacher, so a new teacher neither retrains it nor meets another teacher's run of the same data.
+NO_TEACHER = "none"
+
+
+def teacher_free(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with its teacher set to `NO_TEACHER` when its strategy reads no rationale."""
+    return config if uses_rationale(config["strategy"]) else {**config, "teacher": NO_TEACHER}
+
+
 def run_id_of(config: dict[str, Any], data: str = "") -> str:
     """A deterministic run id of the options and the data fingerprint: a retried or re-keyed task
     resumes the same folder, and a new harvest (new rationales, re-scored rows) trains a new run
-    instead of meeting the old run's refusal to resume on other data."""
-    return f"{config['task']}-{config['teacher']}-{config['strategy']}-{digest({**config, '_data': data} if data else config)[:10]}"
+    instead of meeting the old run's refusal to resume on other data. A strategy that reads no
+    rationale has no teacher in its id (nor in its options): `<task>-<strategy>-<digest>`."""
+    config = teacher_free(config)
+    key = digest({**config, "_data": data} if data else config)[:10]
+    if not uses_rationale(config["strategy"]):
+        return f"{config['task']}-{config['strategy']}-{key}"
+    return f"{config['task']}-{config['teacher']}-{config['strategy']}-{key}"
 
 
 def _reads(inputs: dict[str, Any]) -> list[Any]:
     # Successful rationales and the examples of this teacher/task. Embeddings are a pure function
     # of those texts and the encoder named in the config, so other teachers' new vectors do not
-    # retrain this run, and neither do error rows of retried requests.
+    # retrain this run, and neither do error rows of retried requests. A strategy that reads no
+    # rationale depends on the examples only.
     from pst_core.harvest.rationales import success_digest
 
     root, cfg = inputs["root"], inputs["config"]
     student = cfg.get("student")
+    rationales = success_digest(store.partition_path(root, "rationales", teacher=cfg["teacher"], task=cfg["task"])) \
+        if uses_rationale(cfg["strategy"]) else None
     return [
-        {"rationales": success_digest(store.partition_path(root, "rationales", teacher=cfg["teacher"], task=cfg["task"]))},
+        {"rationales": rationales},
         store.partition_path(root, "examples", task=cfg["task"]),
         {"student": stat_fingerprint(student) if student and Path(student).is_dir() else student},
     ]
@@ -43,11 +62,13 @@ def _reads(inputs: dict[str, Any]) -> list[Any]:
 
 @task(name="train", cache_policy=store_cache(_reads), persist_result=True, **RETRY_OPTIONS)
 def train(root: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Train with `config` (a TrainConfig dict naming strategy, teacher and task); a rerun resumes."""
+    """Train with `config` (a TrainConfig dict naming strategy, teacher and task); a rerun resumes.
+    A strategy that reads no rationale trains under `NO_TEACHER`, whatever teacher `config` names."""
     from pst_core.train.config import resolve
     from pst_core.train.run import data_fingerprint
     from pst_core.train.run import train as run
 
+    config = teacher_free(config)
     cfg = resolve({"progress": False, **config})
     run_id = run_id_of(config, data_fingerprint(cfg, root))
     with MODEL_LOCK:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from pst_core import settings
+from pst_core import hooks, settings
+from pst_core.errors import PstError
 
 teacher_app = typer.Typer(help="Register teacher endpoints (teachers.yaml under the store root).", no_args_is_help=True)
+# Teachers `pst teacher add` is saving in this process: a failed announcement of one fails the command.
+_adding: set[str] = set()
+
+
+def _event_failed(name: str, message: str, **_: Any) -> None:
+    """Hook "teacher_event_failed" (fired by an orchestrator that could not deliver the new-teacher event):
+    while `pst teacher add` saves `name`, its one line becomes the command's error and exit status."""
+    if name in _adding:
+        raise PstError(message)
 
 
 @teacher_app.command("add")
@@ -29,14 +40,21 @@ def add(
     http: str = typer.Option("aiohttp", "--http", help="HTTP path: aiohttp (lean) or openai (SDK)."),
     replace: bool = typer.Option(False, "--replace", help="Overwrite an existing teacher of that name."),
 ) -> None:
-    """Register a teacher (no key is stored: only the name of its environment variable)."""
+    """Register a teacher (no key is stored: only the name of its environment variable). With a Prefect
+    server configured it is announced there; when that fails the teacher stays saved and the command
+    exits non-zero with one line saying what to run instead."""
     from pst_core import teachers
 
     cfg = teachers.TeacherConfig(
         name=name, base_url=base_url, model=model, api_key_env=api_key_env, rpm=rpm, tpm=tpm, concurrency=concurrency,
         price_in=price_in, price_out=price_out, timeout_s=timeout_s, max_attempts=max_attempts, endpoint=endpoint, mode=mode, http=http,
     )
-    teachers.add(settings.data_root(), cfg, replace=replace)
+    hooks.subscribe("teacher_event_failed", _event_failed)
+    _adding.add(name)
+    try:
+        teachers.add(settings.data_root(), cfg, replace=replace)
+    finally:
+        _adding.discard(name)
     typer.echo(f"teacher {name!r} saved to {settings.data_root()}/teachers.yaml (key read from ${api_key_env} at call time)")
 
 
