@@ -13,7 +13,6 @@ from pst_core.coverage import uses_rationale
 from tasks.artifacts import artifact_key, publish_metrics
 from tasks.policy import RETRY_OPTIONS, digest, stat_fingerprint, store_cache
 
-
 # transformers builds models under a process-wide meta-device context, so two models loading in
 # threads of one process can corrupt each other; one process trains one model at a time (and on
 # one device that is also the fastest order). The Dask runner trains in parallel processes.

@@ -140,9 +140,9 @@ def test_answer_only_run_id_has_no_teacher_and_is_the_same_for_every_teacher() -
 
 def test_a_second_teacher_reuses_the_answer_only_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The train task for teacher b finds teacher a's answer_only run (same folder, same stored config)."""
+    import tasks.train as train_task
     from pst_core.train import checkpoint
     from pst_core.train import run as train_run
-    import tasks.train as train_task
 
     trained: list[str] = []
 
