@@ -127,8 +127,15 @@ class ZeroShotCoT(PromptKind):
 
 
 def stage2_text(prompt: Prompt, rationale: str) -> str:
-    """The Zero-shot-CoT answer prompt: stage 1 + rationale + ' ' + answer trigger."""
-    return f"{prompt.text}{rationale} {prompt.answer_trigger}"
+    """The Zero-shot-CoT answer prompt: stage 1 + rationale + ' ' + answer trigger, as Kojima et al. built it.
+
+    A completions endpoint continues the prompt, so its rationale starts with the space (or the
+    newlines) after "step by step."; a chat endpoint answers a fresh message with no leading
+    space ("15 pictures..."), and so do stripped recorded rationales. Those get one space, never
+    a second one, so both read "... step by step. 15 pictures ...".
+    """
+    sep = "" if not rationale or rationale[0].isspace() else " "
+    return f"{prompt.text}{sep}{rationale} {prompt.answer_trigger}"
 
 
 @prompt_kinds.register("few_shot_cot")

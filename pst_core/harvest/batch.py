@@ -21,7 +21,7 @@ from pst_core.harvest import rationales
 from pst_core.harvest.config import HarvestConfig
 from pst_core.harvest.harvester import Progress, TeacherUnreachable, count_cached, effective, log, plan
 from pst_core.harvest.jobs import Job, JobFactory
-from pst_core.harvest.summary import HarvestSummary
+from pst_core.harvest.summary import HarvestSummary, note_model
 from pst_core.teachers import TeacherConfig
 
 STATE_FILE = "_batch-state.json"
@@ -52,17 +52,33 @@ def _custom_id(job: Job, stage: int) -> str:
 
 
 def _parse_line(line: dict, endpoint: str) -> http.Completion | str:
-    """A Completion, or the error reason of one output/error-file line."""
-    if line.get("error"):
-        return str(line["error"].get("code") or "batch_error")
-    resp = line.get("response") or {}
-    status = resp.get("status_code", 0)
+    """A Completion, or the error reason of one output/error-file line (a line of the wrong shape is `malformed`)."""
+    error = line.get("error")
+    if error:
+        return str(error.get("code") or "batch_error") if isinstance(error, dict) else "batch_error"
+    resp = line.get("response")
+    status = resp.get("status_code", 0) if isinstance(resp, dict) else 0
+    if not isinstance(status, int) or isinstance(status, bool):
+        return "malformed"
     if status != 200:
         return "rate_limited" if status == 429 else f"http_{status}"
     try:
         return http.parse_body(http._dumps(resp.get("body")), endpoint)
     except (http.Retryable, http.BadContent) as exc:
         return exc.reason
+
+
+def _lines(content: bytes) -> list[dict]:
+    """The JSON objects of an output or error file; an unreadable line is skipped (its request is resubmitted)."""
+    out = []
+    for raw in content.splitlines():
+        try:
+            line = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            continue
+        if isinstance(line, dict) and isinstance(line.get("custom_id"), str):
+            out.append(line)
+    return out
 
 
 class BatchRunner:
@@ -115,10 +131,8 @@ class BatchRunner:
         results: dict[str, http.Completion | str] = {}
         for fid in (batch.output_file_id, batch.error_file_id):
             if fid:
-                for raw in self.client.files.content(fid).content.splitlines():
-                    if raw.strip():
-                        line = json.loads(raw)
-                        results[line["custom_id"]] = _parse_line(line, self.teacher.endpoint)
+                for line in _lines(self.client.files.content(fid).content):
+                    results[line["custom_id"]] = _parse_line(line, self.teacher.endpoint)
         for cid in active["ids"]:  # expired or cancelled batches leave lines without a result
             results.setdefault(cid, f"batch_{batch.status}")
         return results
@@ -131,10 +145,10 @@ class BatchRunner:
         return cls(f"batch API of teacher {self.teacher.name!r} failed ({'HTTP ' + str(status) if status else type(exc).__name__}: {detail}); check the base URL, model and key")
 
 
-def run(cfg: HarvestConfig, teacher: TeacherConfig, root: str, progress: Progress | None = None, datasets_dir: str | None = None) -> HarvestSummary:
-    """Harvest through the Batch API (resumable); returns the same summary as online mode."""
+def run(cfg: HarvestConfig, teacher: TeacherConfig, root: str, progress: Progress | None = None, datasets_dir: str | None = None, summary: HarvestSummary | None = None) -> HarvestSummary:
+    """Harvest through the Batch API (resumable); returns (and fills) the same summary as online mode."""
     t0 = time.perf_counter()
-    summary = HarvestSummary(cfg.teacher, cfg.task, cfg.split)
+    summary = summary or HarvestSummary(cfg.teacher, cfg.task, cfg.split)
     factory, jobs, todo, cache = plan(cfg, teacher, root, datasets_dir)
     count_cached(summary, jobs, todo, cache)
     directory = rationales.partition(root, cfg.teacher, cfg.task, cfg.split)
@@ -156,7 +170,7 @@ def run(cfg: HarvestConfig, teacher: TeacherConfig, root: str, progress: Progres
             state.data["active"] = None
             state.save()
             if progress is not None:
-                progress(summary.cache_hits + summary.succeeded + summary.failed, len(jobs), summary)
+                progress(summary.cache_hits + summary.succeeded + summary.failed, summary.unique, summary)
         state.clear()
     rationales.compact(root, cfg.teacher, cfg.task, cfg.split)  # one deduped part, today's judgements: plain readers see one row per key
     summary.price(teacher.price_in, teacher.price_out)
@@ -195,6 +209,7 @@ def _ingest(active: dict, results: dict, pending: dict[str, Job], runner: BatchR
             summary.failures[result] += 1
             del pending[key]
             continue
+        note_model(summary, runner.factory.model, result.model)
         job.prompt_tokens += result.prompt_tokens or 0
         job.completion_tokens += result.completion_tokens or 0
         summary.prompt_tokens += result.prompt_tokens or 0

@@ -3,10 +3,15 @@
 A fixed pool of `concurrency` workers pulls jobs from a queue. A retryable failure does not hold
 its worker: the job is put back on the queue after its backoff (or the server's Retry-After) by
 the event loop's timer, and the worker takes the next job at once. A fatal answer (bad key,
-unknown model) stops the pool, flushes what is done, and raises one clear `TeacherError`; so does
-an endpoint that never answered at all (a request used up its attempts on connection errors or
-timeouts before any response arrived), as `TeacherUnreachable`, instead of spending every
-question's attempts on a wrong URL or a server that is down.
+unknown model) stops the pool, flushes what is done, and raises one clear `TeacherError`.
+
+A circuit breaker guards against a teacher that dies: after `max_connection_failures`
+consecutive connection failures (no HTTP answer in between) the pool stops at once, whatever is
+stored stays stored, the questions not yet answered stay unattempted (no error rows), and one
+transient `TeacherUnreachable` line names the teacher, the counts and the command that resumes.
+A request whose attempts all end in connection errors is stored as a `connection` failure only
+if the harvest then finishes (the breaker never tripped). Ctrl-C ends the same way, as
+`HarvestInterrupted` (a KeyboardInterrupt) with the same facts.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pst_core.harvest import client, rationales
 from pst_core.harvest.config import HarvestConfig
 from pst_core.harvest.jobs import Job, JobFactory
 from pst_core.harvest.limiter import RateLimiter
-from pst_core.harvest.summary import HarvestSummary
+from pst_core.harvest.summary import HarvestSummary, note_model, resume_command
 from pst_core.teachers import TeacherConfig
 
 log = logging.getLogger("pst.harvest")
@@ -40,6 +45,14 @@ class TeacherUnreachable(TeacherError):
     """No response at all from the teacher's base URL; transient, so orchestrators may retry later."""
 
     transient = True
+
+
+class TeacherStopped(TeacherUnreachable):
+    """The teacher answered at first, then stopped (the circuit breaker tripped); transient too."""
+
+
+class HarvestInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a harvest: its message says what was stored and how to resume (exit 130 in the CLI)."""
 
 
 _HINTS = {
@@ -58,6 +71,7 @@ def effective(teacher: TeacherConfig, cfg: HarvestConfig) -> dict:
         "concurrency": pick(cfg.concurrency, teacher.concurrency),
         "max_attempts": pick(cfg.max_attempts, teacher.max_attempts),
         "timeout_s": pick(cfg.timeout_s, teacher.timeout_s),
+        "max_connection_failures": cfg.max_connection_failures,
     }
 
 
@@ -93,11 +107,16 @@ def _no_examples(cfg: HarvestConfig, root: str) -> PstError:
 
 
 def count_cached(summary: HarvestSummary, jobs: list[Job], todo: list[Job], cache: rationales.Cached) -> None:
-    """Fill the cache-hit and correctness counts of rows that are already stored."""
-    summary.requested = len(jobs)
-    summary.cache_hits = len(jobs) - len(todo)
-    for job in jobs:
-        correct = cache.ok.get(job.key)
+    """Fill the request, duplicate, cache-hit and correctness counts, per unique request key.
+
+    Identical questions share a key: they are one request and one stored row, so they count once
+    here (as duplicates of the first), exactly as the rows a first run stores count once.
+    """
+    keys = dict.fromkeys(job.key for job in jobs)
+    summary.requested, summary.duplicates = len(jobs), len(jobs) - len(keys)
+    summary.cache_hits = len(keys) - len(todo)
+    for key in keys:
+        correct = cache.ok.get(key)
         if correct is not None:
             summary.judged += 1
             summary.correct += bool(correct)
@@ -109,6 +128,10 @@ class Runner:
     def __init__(self, factory: JobFactory, transport, limits: dict, writer: rationales.Writer, summary: HarvestSummary, progress: Progress | None, seed: int, total: int) -> None:
         self.factory, self.transport, self.writer, self.summary = factory, transport, writer, summary
         self.concurrency, self.max_attempts = limits["concurrency"], limits["max_attempts"]
+        # A dead teacher fails every in-flight request at once; never trip on fewer than one pool's worth.
+        self.breaker = max(limits["max_connection_failures"], self.concurrency) if limits["max_connection_failures"] else 0
+        self.streak = 0  # consecutive connection failures since the last HTTP answer
+        self.deferred: list[Job] = []  # attempts used up on connection errors: stored only if the harvest finishes
         self.limiter = RateLimiter(limits["rpm"], limits["tpm"])
         self.progress, self.total = progress, total
         self.rng = random.Random(seed)
@@ -128,7 +151,10 @@ class Runner:
         flusher = loop.create_task(self._flush_periodically())
         try:
             await asyncio.gather(*(self._worker() for _ in range(min(self.concurrency, len(todo)))))
-        finally:
+            if self.fatal is None:  # the teacher kept answering, so these really failed
+                for job in self.deferred:
+                    self._record(job, None, "connection")
+        finally:  # every row received reaches disk, whatever ends the run (a stop, Ctrl-C, a bug)
             flusher.cancel()
             self.writer.flush()
 
@@ -142,10 +168,27 @@ class Runner:
             job = await self.queue.get()
             if job is None or self.fatal is not None:
                 return
-            while job is not None:
+            while job is not None and self.fatal is None:  # a stopped pool sends no second stage either
                 job = await self._attempt(job)
 
     def _finish(self, job: Job, text: str | None, error: str | None) -> None:
+        self._record(job, text, error)
+        self._done()
+
+    def _done(self) -> None:
+        """One job fewer to wait for; the last one stops the pool."""
+        self.pending -= 1
+        if self.pending == 0:
+            self._stop()
+        s = self.summary
+        if self.progress is not None:
+            now = time.monotonic()
+            if now - self._last_progress >= PROGRESS_EVERY_S or self.pending == 0:
+                self._last_progress = now
+                self.progress(s.succeeded + s.failed + s.cache_hits, self.total, s)
+
+    def _record(self, job: Job, text: str | None, error: str | None) -> None:
+        """Store a finished job's row and count it."""
         s = self.summary
         row = self.factory.row(job, text, error)
         self.writer.add(row)
@@ -159,14 +202,6 @@ class Runner:
         else:
             s.failed += 1
             s.failures[error] += 1
-        self.pending -= 1
-        if self.pending == 0:
-            self._stop()
-        if self.progress is not None:
-            now = time.monotonic()
-            if now - self._last_progress >= PROGRESS_EVERY_S or self.pending == 0:
-                self._last_progress = now
-                self.progress(s.succeeded + s.failed + s.cache_hits, self.total, s)
 
     def _abort(self, exc: client.Fatal | client.Retryable) -> None:
         """Stop the pool after the first failure that retries cannot fix (results so far are flushed)."""
@@ -184,6 +219,8 @@ class Runner:
         factory = self.factory
         est = factory.est_tokens(job) if self.limiter.tpm > 0 else 0.0
         await self.limiter.acquire(est)
+        if self.fatal is not None:
+            return None
         body = factory.body(job)
         job.attempts += 1
         job.stage_attempts += 1
@@ -193,14 +230,25 @@ class Runner:
             comp = await self.transport.send(body)
         except client.Retryable as exc:
             job.latency_s += time.perf_counter() - t0
-            self.responded = self.responded or exc.reason not in NO_RESPONSE
+            if self.fatal is not None:
+                return None  # the pool is stopping: the job stays unattempted
+            if exc.reason == "connection":
+                self.streak += 1
+                if self.breaker and self.streak >= self.breaker:
+                    self._abort(exc)
+                    return None
+            elif exc.reason not in NO_RESPONSE:  # any HTTP answer, even a 429, proves the teacher is up
+                self.responded, self.streak = True, 0
             if exc.reason == "rate_limited":
                 self.limiter.on_rate_limited()
             if job.stage_attempts >= self.max_attempts:
                 if not self.responded:
                     self._abort(exc)
-                    return None
-                self._finish(job, None, exc.reason)
+                elif exc.reason == "connection":
+                    self.deferred.append(job)
+                    self._done()
+                else:
+                    self._finish(job, None, exc.reason)
                 return None
             self.summary.retries[exc.reason] += 1
             delay = client.backoff(job.stage_attempts, exc.retry_after, rng=self.rng)
@@ -208,14 +256,15 @@ class Runner:
             return None
         except client.BadContent as exc:
             job.latency_s += time.perf_counter() - t0
-            self.responded = True
+            self.responded, self.streak = True, 0
             self._finish(job, None, exc.reason)
             return None
         except client.Fatal as exc:
             self._abort(exc)
             return None
         job.latency_s += time.perf_counter() - t0
-        self.responded = True
+        self.responded, self.streak = True, 0
+        note_model(self.summary, self.factory.model, comp.model)
         self.limiter.on_success()
         job.prompt_tokens += comp.prompt_tokens or 0
         job.completion_tokens += comp.completion_tokens or 0
@@ -230,22 +279,27 @@ class Runner:
         return None
 
 
-def _fatal_error(teacher: TeacherConfig, exc: client.Fatal | client.Retryable, key: str, attempts: int) -> TeacherError:
+def _fatal_error(cfg: HarvestConfig, teacher: TeacherConfig, runner: Runner, key: str) -> TeacherError:
+    """The one line for a stopped pool: what went wrong, what is stored, and how to resume."""
+    exc, summary = runner.fatal, runner.summary
+    facts = f"{summary.stored()}; resume with: {resume_command(cfg)}"
     if isinstance(exc, client.Retryable):
         what = f"connection failed: {exc.detail}" if exc.reason == "connection" else "timed out"
+        if runner.responded:
+            return TeacherStopped(f"teacher {teacher.name!r} stopped answering at {teacher.base_url} ({runner.streak} consecutive connection failures: {exc.detail}); {facts}")
         return TeacherUnreachable(
-            f"teacher {teacher.name!r} is unreachable at {teacher.base_url} ({what}; no response in {attempts} attempts); "
-            "check its --base-url and that the server is up. Results stored so far are kept."
+            f"teacher {teacher.name!r} is unreachable at {teacher.base_url} ({what}; no response to {summary.sent} requests); "
+            f"check its --base-url and that the server is up; {facts}"
         )
     detail = exc.detail.replace(key, "***") if key else exc.detail
     hint = _HINTS.get(exc.status, "the endpoint rejected the request; check the model name and the harvest settings")
-    return TeacherError(f"teacher {teacher.name!r} answered HTTP {exc.status} ({detail[:160]}); {hint}. Results stored so far are kept.")
+    return TeacherError(f"teacher {teacher.name!r} answered HTTP {exc.status} ({detail[:160]}); {hint}; {summary.stored()}")
 
 
-async def run_online(cfg: HarvestConfig, teacher: TeacherConfig, root: str, progress: Progress | None = None, datasets_dir: str | None = None) -> HarvestSummary:
-    """The online harvest as a coroutine (see `harvest` for the sync entry point)."""
+async def run_online(cfg: HarvestConfig, teacher: TeacherConfig, root: str, progress: Progress | None = None, datasets_dir: str | None = None, summary: HarvestSummary | None = None) -> HarvestSummary:
+    """The online harvest as a coroutine (see `harvest` for the sync entry point); fills `summary` as it goes."""
     t0 = time.perf_counter()
-    summary = HarvestSummary(cfg.teacher, cfg.task, cfg.split)
+    summary = summary or HarvestSummary(cfg.teacher, cfg.task, cfg.split)
     factory, jobs, todo, cache = plan(cfg, teacher, root, datasets_dir)
     count_cached(summary, jobs, todo, cache)
     if todo:
@@ -253,14 +307,12 @@ async def run_online(cfg: HarvestConfig, teacher: TeacherConfig, root: str, prog
         key = teacher.api_key()
         writer = rationales.Writer(root, cfg.teacher, cfg.task, cfg.split, cfg.flush_rows, cfg.flush_s)
         async with client.transport(teacher.http, teacher.base_url, key, teacher.endpoint, limits["timeout_s"], limits["concurrency"]) as tr:
-            runner = Runner(factory, tr, limits, writer, summary, progress, cfg.seed, len(jobs))
+            runner = Runner(factory, tr, limits, writer, summary, progress, cfg.seed, summary.unique)
             await runner.run(todo)
         if runner.fatal is not None:
-            raise _fatal_error(teacher, runner.fatal, key, limits["max_attempts"])
-        # Several jobs may share a key (duplicate questions); they were sent once.
-        summary.cache_hits = len(jobs) - summary.succeeded - summary.failed
+            raise _fatal_error(cfg, teacher, runner, key)
     elif progress is not None:
-        progress(len(jobs), len(jobs), summary)
+        progress(summary.unique, summary.unique, summary)
     rationales.compact(root, cfg.teacher, cfg.task, cfg.split)  # one deduped part, today's judgements: plain readers see one row per key
     summary.price(teacher.price_in, teacher.price_out)
     summary.elapsed_s = time.perf_counter() - t0
@@ -274,17 +326,20 @@ def harvest(cfg: HarvestConfig, root: str, progress: Progress | None = None, dat
     from pst_core import teachers
 
     teacher = teachers.get(root, cfg.teacher)
-    mode = cfg.mode or teacher.mode
-    if mode == "batch":
-        from pst_core.harvest import batch
-
-        return batch.run(cfg, teacher, root, progress, datasets_dir)
-    coro = run_online(cfg, teacher, root, progress, datasets_dir)
+    summary = HarvestSummary(cfg.teacher, cfg.task, cfg.split)
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    return _run_in_thread(coro)  # called from inside an event loop (a notebook, an async flow)
+        if (cfg.mode or teacher.mode) == "batch":
+            from pst_core.harvest import batch
+
+            return batch.run(cfg, teacher, root, progress, datasets_dir, summary)
+        coro = run_online(cfg, teacher, root, progress, datasets_dir, summary)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro)  # Ctrl-C cancels the pool, which flushes what it received
+        return _run_in_thread(coro)  # called from inside an event loop (a notebook, an async flow)
+    except KeyboardInterrupt:
+        raise HarvestInterrupted(f"interrupted: harvest of teacher {cfg.teacher!r} task={cfg.task} split={cfg.split} stopped; {summary.stored()}; resume with: {resume_command(cfg)}") from None
 
 
 def _run_in_thread(coro) -> HarvestSummary:
