@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pst_core.answers import EXTRACTOR_VERSION
 from pst_core.config import to_dict
 from pst_core.errors import ConfigError
 from pst_core.evaluate.config import EvalConfig
@@ -31,7 +32,8 @@ def fake_experiment(root: str):
         options = json.loads((run_dir / "config.json").read_text())
         slope = 0.4 if options["strategy"] == "pre_thinking" else 0.1
         acc = 0.6 - slope * options["perturb_rate"]
-        metrics = {"accuracy": acc, "ci_low": acc - 0.05, "ci_high": acc + 0.05, "n": 100, "eval_config": to_dict(ecfg)}
+        metrics = {"accuracy": acc, "ci_low": acc - 0.05, "ci_high": acc + 0.05, "n": 100, "eval_config": to_dict(ecfg),
+                   "answers_version": EXTRACTOR_VERSION}
         evaluated.append(run_dir.name)
         (run_dir / "metrics.json").write_text(json.dumps(metrics))
         return metrics

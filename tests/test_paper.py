@@ -118,6 +118,11 @@ def test_validation_options_that_differ_from_the_test_evaluation_are_rejected() 
     from_dict(paper.PaperConfig, _with("train", {"eval_max_new_tokens": 48}))  # the same value is no mistake
 
 
+def fake_floor(task, ecfg):
+    """The untrained student's metrics, without loading it."""
+    return {"accuracy": 0.1, "majority_accuracy": 0.2, "n": 12}
+
+
 def test_every_run_validates_as_its_test_evaluation_generates(tmp_path) -> None:
     """config.json of grid, final and robustness runs, built through the driver, has evaluate's budget, batch and dtype."""
     from pst_core.train import checkpoint
@@ -137,7 +142,7 @@ def test_every_run_validates_as_its_test_evaluation_generates(tmp_path) -> None:
     def fake_eval(run_dir, ecfg):
         return {"accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 12, "mean_new_tokens": 3.0, "mean_latency_ms": 1.0}
 
-    paper.run_runs(cfg, str(root), None, fake_train, eval_fn=fake_eval, log=lambda _: None)
+    paper.run_runs(cfg, str(root), None, fake_train, eval_fn=fake_eval, log=lambda _: None, floor_fn=fake_floor)
     stored = [json.loads(p.read_text()) for p in sorted((root / "runs").glob("*/config.json"))]
     assert len(stored) == 2 * (2 * 2 + 2) + 2 * 1  # tasks x strategies x (grid + second seed), robustness p = 0.5
     assert {(c["eval_max_new_tokens"], c["eval_batch_size"], c["eval_dtype"]) for c in stored} == {(48, 12, "float32")}
@@ -170,7 +175,8 @@ def toy(tmp_path_factory, datasets_dir):
                "progress": False, "lr": 3e-3},
         search={"lr": [1e-3, 3e-3], "pst": {"lambda_sem": [0.5, 1.0]}},
         evaluate={"max_examples": 12, "max_new_tokens": 16, "batch_size": 12, "bootstrap_samples": 50},
-        robustness={"tasks": ["multiarith"], "strategies": ["pre_thinking", "pst"], "rates": [0.0, 0.5]})
+        robustness={"tasks": ["multiarith"], "strategies": ["pre_thinking", "pst"], "rates": [0.0, 0.5]},
+        pilot=["pre_thinking", "pst"])
     logs: list[str] = []
     data = paper.prepare_data(cfg, root, str(datasets_dir), log=logs.append)
     result = paper.run_runs(cfg, root, str(datasets_dir), train_fn(root), log=logs.append, command="pst experiment paper --toy")
@@ -308,7 +314,7 @@ def test_changed_evaluation_settings_evaluate_again_without_training(toy, monkey
         seen.append((Path(run_dir).name, ecfg.max_examples))
         return {"accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 12, "mean_new_tokens": 3.0, "mean_latency_ms": 1.0}
 
-    paper.run_runs(cfg, toy["root"], None, train_fn(toy["root"]), eval_fn=fake_eval, log=lambda _: None)
+    paper.run_runs(cfg, toy["root"], None, train_fn(toy["root"]), eval_fn=fake_eval, log=lambda _: None, floor_fn=fake_floor)
     finals = {r["run_id"] for r in toy["result"]["rows"]}
     assert finals <= {name for name, _ in seen} and {n for _, n in seen} == {10}
     # without the datasets folder the teacher column comes from the data phase's teacher.json
@@ -336,3 +342,154 @@ def test_a_run_carried_back_without_its_checkpoint_is_trained_again(toy, monkeyp
     again = paper.run_runs(cfg, toy["root"], str(toy["datasets"]), train_fn(toy["root"]), log=lambda _: None)
     assert len(fits) == 1 and (run / "checkpoint" / "config.json").is_file() and (run / "metrics.json").is_file()
     assert rid in {r["run_id"] for r in again["rows"]}
+
+
+def test_every_run_is_published_without_checkpoints(toy):
+    out, root = Path(toy["result"]["out"]), Path(toy["root"])
+    published = {p.name for p in (out / "runs").iterdir()}
+    trained = {p.name for p in (root / "runs").iterdir() if p.name.startswith(f"{toy['cfg'].name}-") or "-untrained-" in p.name}
+    assert published == trained  # grid, second seeds, robustness and the untrained floors
+    for rid in trained - {p for p in published if "untrained" in p}:
+        files = {p.name for p in (out / "runs" / rid).iterdir()}
+        assert {"config.json", "data.json", "history.jsonl", "train_metrics.json"} <= files
+        assert not {"best", "last", "checkpoint"} & files
+    for r in toy["result"]["rows"]:
+        assert (out / "runs" / r["run_id"] / "predictions.parquet").is_file()
+        assert (out / "runs" / r["run_id"] / "metrics.json").read_bytes() == (root / "runs" / r["run_id"] / "metrics.json").read_bytes()
+
+
+def test_a_fresh_machine_resumes_from_the_published_results_and_trains_nothing(toy, monkeypatch, tmp_path):
+    """As a session on a new machine after `git clone`: the store is rebuilt by the data phase (no
+    runs), the result folder comes from git. Nothing is trained or evaluated again."""
+    import shutil
+
+    from pst_core.train import loop
+    from pst_core.train.run import train_fn
+
+    root = tmp_path / "store"
+    shutil.copytree(toy["root"], root, ignore=lambda d, names: ["runs"] if Path(d) == Path(toy["root"]) else [])
+    out = tmp_path / "results"
+    shutil.copytree(toy["result"]["out"], out)
+    monkeypatch.setattr(loop, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("a published run was retrained")))
+    import pst_core.evaluate.runner as runner
+
+    monkeypatch.setattr(runner, "evaluate_run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("evaluated again")))
+    import dataclasses
+
+    cfg = dataclasses.replace(toy["cfg"], out=str(out))
+    again = paper.run_runs(cfg, str(root), str(toy["datasets"]), train_fn(str(root)), log=lambda _: None)
+    assert again["summary"] == toy["result"]["summary"]
+    assert not (root / "runs").exists() or not any((root / "runs").iterdir())
+    assert (out / "paired.md").read_text() == (Path(toy["result"]["out"]) / "paired.md").read_text()
+
+
+def test_published_results_of_other_data_are_not_reused(toy, tmp_path):
+    import shutil
+
+    from pst_core.evaluate import published
+
+    out = tmp_path / "results"
+    shutil.copytree(toy["result"]["out"], out)
+    r = toy["result"]["rows"][0]
+    options = json.loads((out / "runs" / r["run_id"] / "config.json").read_text())
+    assert published.reusable(out, r["run_id"], options, toy["root"]) is not None
+    data = out / "runs" / r["run_id"] / "data.json"
+    data.write_text(json.dumps({**json.loads(data.read_text()), "fingerprint": "other"}))
+    assert published.reusable(out, r["run_id"], options, toy["root"]) is None
+    assert published.reusable(out, r["run_id"], {**options, "lr": 0.5}, toy["root"]) is None
+
+
+def test_accuracy_table_has_the_untrained_student_and_the_majority_class(toy):
+    out, result = Path(toy["result"]["out"]), toy["result"]
+    header = next(line for line in (out / "accuracy.md").read_text().splitlines() if line.startswith("| task"))
+    assert header.startswith("| task | n | teacher | untrained | majority |")
+    results = json.loads((out / "results.json").read_text())
+    for task in toy["cfg"].tasks:
+        floor = results["untrained"][task]
+        preds = pq.read_table(out / "runs" / floor["run_id"] / "predictions.parquet").to_pylist()
+        assert len(preds) == floor["n"] == 12
+        assert floor["accuracy"] == sum(p["correct"] for p in preds) / 12
+        golds = [p["gold_answer"] for p in preds]
+        assert floor["majority"] == max(golds.count(g) for g in golds) / 12
+    assert result["chosen"]
+
+
+def test_paired_table_counts_the_discordant_test_questions_of_pst_and_each_baseline(toy):
+    out = Path(toy["result"]["out"])
+    results = json.loads((out / "results.json").read_text())
+    rows = {(r["task"], r["baseline"]): r for r in results["paired"]}
+    assert set(rows) == {("multiarith", "pre_thinking"), ("coin_flip", "pre_thinking"), ("all tasks", "pre_thinking")}
+    for task in ("multiarith", "coin_flip"):
+        preds = {}
+        for r in (x for x in toy["result"]["rows"] if x["task"] == task):
+            table = pq.read_table(out / "runs" / r["run_id"] / "predictions.parquet").to_pylist()
+            preds[(r["strategy"], r["seed"])] = {p["example_id"]: p["correct"] for p in table}
+        b = sum(preds[("pst", s)][q] and not preds[("pre_thinking", s)][q] for s in (0, 1) for q in preds[("pst", s)])
+        c = sum(preds[("pre_thinking", s)][q] and not preds[("pst", s)][q] for s in (0, 1) for q in preds[("pst", s)])
+        row = rows[(task, "pre_thinking")]
+        assert (row["a_only"], row["b_only"], row["questions"], row["seeds"]) == (b, c, 12, 2)
+    pooled = rows[("all tasks", "pre_thinking")]
+    assert pooled["questions"] == 24 and pooled["a_only"] == sum(rows[(t, "pre_thinking")]["a_only"] for t in ("multiarith", "coin_flip"))
+    assert "| all tasks | pre_thinking | 24 x 2 |" in (out / "paired.md").read_text()
+
+
+def test_pilot_scores_the_first_grid_point_on_validation_against_both_floors_and_trains_nothing_new(toy, monkeypatch, tmp_path):
+    import dataclasses
+
+    from pst_core.train import loop
+    from pst_core.train.run import train_fn
+
+    monkeypatch.setattr(loop, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("the pilot's runs are the grid's")))
+    cfg = dataclasses.replace(toy["cfg"], out=str(tmp_path / "pilot"))
+    result = paper.pilot(cfg, toy["root"], train_fn(toy["root"]), log=lambda _: None)
+    assert {(r["task"], r["strategy"]) for r in result["rows"]} == {(t, s) for t in cfg.tasks for s in cfg.pilot}
+    for r in result["rows"]:
+        tm = json.loads((Path(toy["root"]) / "runs" / r["run_id"] / "train_metrics.json").read_text())
+        assert r["val_exact_match"] == tm["best"]["val_exact_match"] and r["run_id"].endswith("-c0-s0")
+        floor = json.loads((Path(toy["root"]) / "runs" / f"{r['task']}-untrained-{Path(cfg.train['student']).name}"
+                            / "metrics-validation.json").read_text())
+        assert (r["untrained"], r["majority"]) == (floor["accuracy"], floor["majority_accuracy"]) and floor["n"] == 6
+        assert r["p"] == pytest.approx(paper.binomial_tail(round(r["val_exact_match"] * r["n"]), r["n"], max(r["untrained"], r["majority"])))
+    assert "| multiarith | pre_thinking |" in (tmp_path / "pilot" / "pilot.md").read_text()
+
+
+def test_mcnemar_and_paired_bootstrap_agree_with_scipy_and_a_hand_count():
+    from scipy.stats import binomtest
+
+    from pst_core.evaluate import paired
+
+    for b, c in [(0, 0), (3, 0), (10, 4), (7, 7), (40, 25), (1, 12)]:
+        expected = binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
+        assert paired.mcnemar_exact(b, c) == pytest.approx(expected)
+    a = [{"q1": True, "q2": True, "q3": False, "q4": True}, {"q1": True, "q2": False, "q3": False, "q4": True}]
+    bb = [{"q1": False, "q2": True, "q3": False, "q4": True}, {"q1": True, "q2": True, "q3": True, "q4": False, "extra": True}]
+    r = paired.compare(a, bb, samples=500)
+    assert r["questions"] == 4 and r["seeds"] == 2  # "extra" is scored by one side only
+    assert (r["a_only"], r["b_only"]) == (2, 2) and r["difference"] == 0.0
+    assert r["ci_low"] <= 0.0 <= r["ci_high"]
+    assert paired.compare([{"q": True}] * 2, [{"q": False}] * 2, samples=50)["difference"] == 1.0
+    with pytest.raises(ValueError, match="same seeds"):
+        paired.compare(a, bb[:1])
+
+
+def test_rerun_trains_one_published_run_again_and_compares_its_accuracy(toy, tmp_path):
+    import dataclasses
+    import shutil
+
+    from pst_core.train.run import train_fn
+
+    out = tmp_path / "results"
+    shutil.copytree(toy["result"]["out"], out)
+    cfg = dataclasses.replace(toy["cfg"], out=str(out))
+    r = toy["result"]["rows"][0]
+    logs: list[str] = []
+    result = paper.rerun(cfg, toy["root"], r["run_id"], train_fn(toy["root"]), log=logs.append)
+    rerun_dir = Path(toy["root"]) / "runs" / f"{r['run_id']}-rerun"
+    assert json.loads((rerun_dir / "config.json").read_text()) == json.loads((out / "runs" / r["run_id"] / "config.json").read_text())
+    assert result["published"] == r["accuracy"] and result["rerun"] == json.loads((rerun_dir / "metrics.json").read_text())["accuracy"]
+    assert result["rerun"] == r["accuracy"]  # same options, seed and data on the same machine: the same model
+    assert f"{r['run_id']}: published" in logs[-1] and "spread over seeds" in logs[-1]
+    from pst_core.errors import DataError
+
+    with pytest.raises(DataError, match="not a published, evaluated run"):
+        paper.rerun(cfg, toy["root"], "nope", train_fn(toy["root"]))

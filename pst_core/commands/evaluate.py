@@ -107,11 +107,13 @@ def paper(
     out: str = typer.Option(None, help="Result folder (default: the config's `out`, bench/results/paper)."),
     commit: bool = typer.Option(False, "--commit", help="git-commit each finished run's results (out/runs/<id>/) as it finishes, "
                                                         "so an experiment longer than a session resumes from git on any machine."),
+    rerun: str = typer.Option(None, "--rerun", metavar="RUN_ID", help="Train one published run (out/runs/RUN_ID) again from "
+                                                                       "scratch and compare its test accuracy with the published one."),
 ) -> None:
     """The paper experiment: every strategy on the recorded teacher's rationales, options chosen on validation, seeds on test."""
     from pst_core.evaluate import paper as experiment
 
-    experiment.run(config, phase, out, log=typer.echo, commit=commit)
+    experiment.run(config, phase, out, log=typer.echo, commit=commit, rerun_id=rerun)
 
 
 def register(app: typer.Typer) -> None:

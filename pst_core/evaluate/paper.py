@@ -54,6 +54,7 @@ PHASES = ("data", "pilot", "runs", "plots")
 VALIDATION_AS_TEST = {"eval_max_new_tokens": "max_new_tokens", "eval_batch_size": "batch_size", "eval_dtype": "dtype"}
 TrainFn = Callable[[dict[str, Any], str], str | Path]  # (training options, run_id) -> run dir
 EvalFn = Callable[[Path, EvalConfig], dict[str, Any]]
+FloorFn = Callable[[str, EvalConfig], dict[str, Any]]  # (task, eval config) -> the untrained student's metrics
 Log = Callable[[str], None]
 
 
@@ -496,7 +497,7 @@ def _sigterm_as_exit() -> Iterator[None]:
 
 
 def _runs(cfg: PaperConfig, root: str, datasets_dir: str | None, raw_train_fn: TrainFn, eval_fn: EvalFn | None, log: Log,
-          on_publish: OnPublish) -> dict[str, Any]:
+          on_publish: OnPublish, floor_fn: FloorFn | None) -> dict[str, Any]:
     """Task by task (so an interrupted experiment has whole tasks done): grid, seeds, test, robustness."""
     from pst_core.evaluate.robustness import run_robustness
     from pst_core.evaluate.runner import evaluate_run
@@ -510,7 +511,7 @@ def _runs(cfg: PaperConfig, root: str, datasets_dir: str | None, raw_train_fn: T
     rows: list[dict[str, Any]] = []
     floors = {}
     for task in cfg.tasks:
-        floors[task] = untrained_floor(cfg, task, eval_cfg, root, on_publish, log)
+        floors[task] = untrained_floor(cfg, task, eval_cfg, root, on_publish, log, floor_fn)
         for strategy in cfg.strategies:
             chosen[(task, strategy)] = select(cfg, task, strategy, train_fn, log)
             rows += final_runs(cfg, task, strategy, chosen[(task, strategy)], train_fn, evaluate, eval_cfg, log)
@@ -548,17 +549,19 @@ def student_of(cfg: PaperConfig) -> str:
     return str(cfg.train.get("student", DEFAULT_STUDENT))
 
 
-def untrained_floor(cfg: PaperConfig, task: str, ecfg: EvalConfig, root: str, on_publish: OnPublish, log: Log) -> dict[str, Any]:
+def untrained_floor(cfg: PaperConfig, task: str, ecfg: EvalConfig, root: str, on_publish: OnPublish, log: Log,
+                    floor_fn: FloorFn | None = None) -> dict[str, Any]:
     """The untrained student's accuracy and the majority-class rate on `ecfg`'s questions (published
-    like a run, and reused from there while `ecfg` is unchanged)."""
+    like a run, and reused from there while `ecfg` is unchanged). `floor_fn` replaces the evaluation (tests)."""
     from pst_core.evaluate.runner import evaluate_untrained, untrained_run_id
 
     rid = untrained_run_id(task, student_of(cfg))
     metrics = stored_metrics(published.published_dir(cfg.out, rid), ecfg)
     if metrics is None:
         log(f"{rid}: scoring the student before distillation on {ecfg.split}")
-        metrics = evaluate_untrained(student_of(cfg), task, ecfg, root=root)
-        on_publish(published.publish(Path(root) / "runs" / rid, cfg.out, ecfg))
+        metrics = (floor_fn or (lambda t, e: evaluate_untrained(student_of(cfg), t, e, root=root)))(task, ecfg)
+        if (Path(root) / "runs" / rid).is_dir():
+            on_publish(published.publish(Path(root) / "runs" / rid, cfg.out, ecfg))
     return {"accuracy": metrics["accuracy"], "majority": metrics["majority_accuracy"], "n": metrics["n"], "run_id": rid}
 
 
@@ -589,7 +592,8 @@ def paired_rows(cfg: PaperConfig, rows: list[dict[str, Any]], eval_cfg: EvalConf
 
 
 def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: TrainFn, eval_fn: EvalFn | None = None,
-             log: Log = print, command: str = "", config_text: str = "", on_publish: OnPublish = lambda _: None) -> dict[str, Any]:
+             log: Log = print, command: str = "", config_text: str = "", on_publish: OnPublish = lambda _: None,
+             floor_fn: FloorFn | None = None) -> dict[str, Any]:
     """Grid on validation, final seeds on test, robustness, efficiency, paired tests; writes every result
     file to `cfg.out`, and each finished run's small files to `cfg.out`/runs/ as it finishes
     (`on_publish` is then called with that folder: `--commit` commits it)."""
@@ -610,7 +614,7 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
 
     with _sigterm_as_exit(), DiskPeak(Path(root) / "runs") as disk:
         try:
-            result = _runs(cfg, root, datasets_dir, train_fn, eval_fn, log, on_publish)
+            result = _runs(cfg, root, datasets_dir, train_fn, eval_fn, log, on_publish, floor_fn)
         finally:
             wall = record_wall()
     log(f"disk: the runs use {disk.last / 2**30:.2f} GiB now, at most {disk.peak / 2**30:.2f} GiB during this call "
@@ -649,6 +653,32 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
     log(paired_md)
     log(efficiency)
     return {"out": str(out), "summary": summary, "chosen": chosen, "rows": rows, "teacher": teacher, "wall_s": wall}
+
+
+def rerun(cfg: PaperConfig, root: str, run_id: str, train_fn: TrainFn, eval_fn: EvalFn | None = None, log: Log = print) -> dict[str, Any]:
+    """Train a published run again from scratch under `<run_id>-rerun` with its recorded options, evaluate
+    it as the experiment did, and compare with the published accuracy: anyone can check one number."""
+    from pst_core.errors import DataError
+    from pst_core.evaluate.runner import evaluate_run
+
+    pub = published.published_dir(cfg.out, run_id)
+    if not (pub / "config.json").is_file() or not (pub / "metrics.json").is_file():
+        raise DataError(f"{run_id} is not a published, evaluated run of {cfg.out} (see {cfg.out}/runs/)")
+    options = json.loads((pub / "config.json").read_text())
+    ecfg = eval_config(cfg)
+    log(f"{run_id}: training again as {run_id}-rerun, with the published options")
+    run_dir = Path(train_fn(options, f"{run_id}-rerun"))
+    metrics = (eval_fn or (lambda d, e: evaluate_run(d, e, root=root)))(run_dir, ecfg)
+    before = json.loads((pub / "metrics.json").read_text())
+    results = Path(cfg.out) / "results.json"
+    row = next((r for r in (json.loads(results.read_text())["summary"] if results.is_file() else [])
+                if (r["task"], r["strategy"]) == (options["task"], options["strategy"])), None)
+    out = {"run_id": run_id, "published": before["accuracy"], "rerun": metrics["accuracy"], "n": metrics["n"],
+           "difference": metrics["accuracy"] - before["accuracy"], "spread": row and {k: row[k] for k in ("std", "min", "max")}}
+    spread = f"; spread over seeds {100 * row['min']:.1f}-{100 * row['max']:.1f} %" if row else ""
+    log(f"{run_id}: published {100 * out['published']:.1f} %, rerun {100 * out['rerun']:.1f} % "
+        f"({100 * out['difference']:+.1f} points on {out['n']} questions{spread})")
+    return out
 
 
 # --------------------------------------------------------------------------- pilot
@@ -741,9 +771,11 @@ def plots(out: str | Path, log: Log = print) -> list[Path]:
     return drawn
 
 
-def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log = print, commit: bool = False) -> dict[str, Any]:
+def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log = print, commit: bool = False,
+        rerun_id: str | None = None) -> dict[str, Any]:
     """`pst experiment paper`: load the config, then run the data phase, the pilot, the runs phase, or
-    data and runs (`all`). With `commit`, every published run is committed to git as it finishes."""
+    data and runs (`all`). With `commit`, every published run is committed to git as it finishes.
+    With `rerun_id`, only that published run is trained again and compared (no phase runs)."""
     import shlex
 
     from pst_core import settings
@@ -757,6 +789,8 @@ def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log
     datasets = str(found) if found is not None and found.is_dir() else None
     result: dict[str, Any] = {}
     on_publish = git_committer(f"{cfg.name} results", log) if commit else (lambda _: None)
+    if rerun_id:
+        return {"rerun": rerun(cfg, root, rerun_id, train_fn(root), log=log)}
     if phase in ("data", "all"):
         if datasets is None:
             raise ConfigError("the paper experiment replays recorded teacher outputs: set PST_DATASETS_DIR to the datasets folder")
@@ -786,9 +820,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--phase", default="all", choices=[*PHASES, "all"])
     p.add_argument("--out", default=None)
     p.add_argument("--commit", action="store_true", help="git-commit each run's published results as it finishes")
+    p.add_argument("--rerun", default=None, metavar="RUN_ID", help="train one published run again and compare its accuracy")
     args = p.parse_args(argv)
     try:
-        run(args.config, args.phase, args.out, commit=args.commit)
+        run(args.config, args.phase, args.out, commit=args.commit, rerun_id=args.rerun)
     except PstError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -51,14 +51,18 @@ def publish(run_dir: Path, out: str | Path, eval_cfg: EvalConfig | None = None) 
 
 def reusable(out: str | Path, run_id: str, options: dict[str, Any], root: str) -> Path | None:
     """The published folder of `run_id` if it finished training with exactly `options` on the data the
-    store holds now (same fingerprint), else None."""
+    store holds now (same fingerprint), with validation scored by today's answer rules, else None."""
     from pst_core.train.checkpoint import config_dict
     from pst_core.train.config import resolve
     from pst_core.train.run import data_fingerprint
 
+    from pst_core.answers import EXTRACTOR_VERSION
+
     pub = published_dir(out, run_id)
     if not all((pub / name).is_file() for name in ("config.json", "data.json", "train_metrics.json")):
         return None
+    if json.loads((pub / "train_metrics.json").read_text()).get("answers_version") != EXTRACTOR_VERSION:
+        return None  # its checkpoint was chosen by validation answers scored under other rules
     cfg = resolve(options)
     if json.loads((pub / "config.json").read_text()) != json.loads(json.dumps(config_dict(cfg))):
         return None

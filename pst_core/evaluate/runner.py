@@ -54,12 +54,14 @@ def output_names(split: str) -> tuple[str, str]:
 
 
 def stored_metrics(run_dir: str | Path, cfg: EvalConfig) -> dict[str, Any] | None:
-    """The run's metrics for `cfg.split` if they were made with exactly `cfg` (else None: evaluate again)."""
+    """The run's metrics for `cfg.split` if they were made with exactly `cfg` and today's answer rules
+    (`answers.EXTRACTOR_VERSION`), else None: evaluate again."""
     path = Path(run_dir) / output_names(cfg.split)[1]
     if not path.is_file():
         return None
     metrics = json.loads(path.read_text())
-    return metrics if metrics.get("eval_config") == to_dict(cfg) else None
+    current = metrics.get("eval_config") == to_dict(cfg) and metrics.get("answers_version") == answers.EXTRACTOR_VERSION
+    return metrics if current else None
 
 
 def run_config(loaded: Any) -> dict[str, Any]:
@@ -176,7 +178,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, *, root: st
         "stopped_fraction": sum(r["stopped"] for r in records) / len(records),
         # The floor of always answering the most common gold answer of these questions (coin_flip: ~0.5).
         "majority_accuracy": max(Counter(r["gold_answer"] for r in records).values()) / len(records),
-        "device": device, "eval_config": to_dict(cfg),
+        "device": device, "eval_config": to_dict(cfg), "answers_version": answers.EXTRACTOR_VERSION,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     })
     write_json(run_dir / metrics_name, metrics)

@@ -66,6 +66,13 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def answers_version() -> int:
+    """The answer rules validation exact match was scored by (a published run scored by others is not reused)."""
+    from pst_core.answers import EXTRACTOR_VERSION
+
+    return EXTRACTOR_VERSION
+
+
 def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_encoder_decoder: bool,
         train: data.TrainData, val: data.TrainData | None, run_dir: str, *, val_questions: list | None = None,
         cache_dir: str | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -260,7 +267,7 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
     metrics = {"steps": state["step"], "epochs": state["epoch"], "train_rows": len(train.rows), "precision": precision,
                "world_size": world, "final": last_terms, "best_step": state["best_step"], "best": state.get("best_metrics", {}),
                "train_tokens": state["tokens"], "tokens_per_s": state["tokens"] / max(state["train_s"], 1e-9),
-               "train_wall_s": state["train_s"], "data": train.notes or {}}
+               "train_wall_s": state["train_s"], "data": train.notes or {}, "answers_version": answers_version()}
     if acc.is_main_process:
         checkpoint.write_json(run / "train_metrics.json", metrics)
         if not cfg.keep_last:  # written last: a crash before it leaves a resumable run
