@@ -7,6 +7,7 @@ where the exit status and the printed line matter.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -23,7 +25,7 @@ from harvest_servers import Served, pst
 from pst_core import teachers
 from pst_core.errors import ConfigError
 from pst_core.harvest import HarvestConfig, harvest, rationales
-from pst_core.harvest.harvester import TeacherStopped
+from pst_core.harvest.harvester import HarvestInterrupted, TeacherStopped
 from pst_core.harvest.summary import resume_command
 from pst_core.replay import Faults, Index, synthetic
 from pst_core.replay.server import Replay, make_app
@@ -175,6 +177,27 @@ def test_ctrl_c_prints_one_line_with_the_counts_keeps_every_result_and_the_rerun
         assert replay.stats["total"] == 2 * (N - done) and f"{done} cache hits" in out
     rows = stored_rows(store_root)
     assert len(rows) == len({r["request_key"] for r in rows}) == N and all(r["error"] is None for r in rows)
+
+
+def test_ctrl_c_while_a_harvest_runs_inside_an_event_loop_stops_its_thread_after_flushing(store_root: str) -> None:
+    recs = synthetic.write(store_root, "synth", N)
+    with Served(lambda: make_app(Replay(Index(recs), Faults(latency_ms=20)))) as server:
+        register(store_root, server.url, concurrency=4)
+
+        async def notebook_cell():  # harvest() called with a loop running moves to a thread of its own
+            return harvest(HarvestConfig(teacher="rep", task="synth", flush_rows=1000), store_root)
+
+        main = threading.main_thread().ident
+        threading.Timer(1.0, signal.pthread_kill, (main, signal.SIGINT)).start()  # Ctrl-C, as the terminal delivers it: to the main thread
+        loop = asyncio.new_event_loop()
+        try:
+            with pytest.raises(HarvestInterrupted) as err:
+                loop.run_until_complete(notebook_cell())
+        finally:
+            loop.close()
+        done = int(STORED.search(str(err.value)).group(1))
+        time.sleep(0.5)  # a harvest thread still running would store more meanwhile
+        assert 0 < done == len(stored_rows(store_root)) < N
 
 
 def test_resume_command_repeats_every_option_that_differs_from_the_defaults() -> None:

@@ -343,17 +343,30 @@ def harvest(cfg: HarvestConfig, root: str, progress: Progress | None = None, dat
 
 
 def _run_in_thread(coro) -> HarvestSummary:
+    """Run the harvest on its own event loop in a thread; Ctrl-C in the caller cancels it (so it flushes) before re-raising."""
     result: dict = {}
+
+    async def main() -> HarvestSummary:
+        result["loop"], result["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await coro
 
     def target() -> None:
         try:
-            result["value"] = asyncio.run(coro)
+            result["value"] = asyncio.run(main())
         except BaseException as exc:  # re-raised in the caller's thread
             result["error"] = exc
 
     thread = threading.Thread(target=target, name="pst-harvest")
     thread.start()
-    thread.join()
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        try:
+            result["loop"].call_soon_threadsafe(result["task"].cancel)
+        except (KeyError, RuntimeError):  # not started yet, or already finished (its loop is closed)
+            pass
+        thread.join()
+        raise
     if "error" in result:
         raise result["error"]
     return result["value"]
