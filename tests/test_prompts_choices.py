@@ -56,7 +56,10 @@ def test_teacher_prompts_follow_the_same_rule():
 @pytest.mark.parametrize("task", TASKS.names())
 def test_every_option_of_every_recorded_question_is_shown_once(task: str, datasets_dir: Path):
     from pst_core.prepare import PrepareConfig, load_task
+    from pst_core.tasks import get_task
 
+    if not get_task(task).has_local_files(datasets_dir):  # a registered task whose files are not in this datasets folder
+        pytest.skip(f"{task}: files absent from {datasets_dir}")
     splits = load_task(task, PrepareConfig(datasets_dir=str(datasets_dir)))
     exs = [e for split in splits.values() for e in split]
     assert exs, f"{task}: no examples in {datasets_dir}"

@@ -82,6 +82,16 @@ def test_batch_lines_without_a_record_are_stored_as_unmatched(store_root: str) -
     assert sorted(r["error"] or "" for r in rationales.read(store_root, deduped=False).to_pylist()) == [""] * 4 + ["unmatched"] * 2
 
 
+def test_unmatched_batch_lines_are_not_resubmitted(store_root: str) -> None:
+    """No record now means no record on a resubmit: stored after one submission whatever max_attempts."""
+    recs = synthetic.write(store_root, "synth", 6)
+    with running(Index(recs[:4])) as h:
+        register(store_root, h.url, mode="batch", max_attempts=3)
+        s = harvest(HarvestConfig(teacher="rep", task="synth", poll_s=0.02), store_root)
+        assert h.stats()["batch_unmatched"] == 2
+    assert (s.succeeded, dict(s.failures)) == (4, {"unmatched": 2})
+
+
 def test_records_file_may_be_json_lines_or_a_json_list(tmp_path: Path) -> None:
     rows = [{"question": "What is 2 plus 3?", "rationale": "2 + 3 = 5.", "answer_completion": " 5."},
             {"question": "Name a colour.", "raw_completion": "Red. The answer is red.", "task": "extra fields are ignored"}]

@@ -90,7 +90,7 @@ def remove(name: str = typer.Argument(..., help="Teacher to remove (its stored r
 
 @teacher_app.command("serve-replay")
 def serve_replay(
-    records: Path = typer.Option(None, "--records", help="Datasets folder (default: PST_DATASETS_DIR) or a JSONL file of records."),
+    records: Path = typer.Option(None, "--records", help="Datasets folder (default: PST_DATASETS_DIR) or a records file (JSON Lines or a JSON list; see README)."),
     task: list[str] = typer.Option(None, "--task", help="Tasks to load from the datasets folder (repeatable; default: all recorded)."),
     teacher_model: str = typer.Option(None, "--teacher-model", help="Only records of text-davinci-002 or palm-540b."),
     host: str = typer.Option("127.0.0.1", "--host"),

@@ -201,7 +201,8 @@ def _ingest(active: dict, results: dict, pending: dict[str, Job], runner: BatchR
         result = results[cid]
         job.attempts = sum(attempts.get(c, 0) for c in (key, f"{key}:2"))
         if isinstance(result, str):
-            if result != "empty" and attempts.get(cid, 0) < runner.max_attempts:
+            # An empty or unmatched answer (the replay teacher has no record) is the same on a resubmit.
+            if result not in ("empty", "unmatched") and attempts.get(cid, 0) < runner.max_attempts:
                 summary.retries[result] += 1
                 continue
             runner.writer.add(runner.factory.row(job, None, result))
