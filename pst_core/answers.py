@@ -179,18 +179,18 @@ def _option_texts(choices: list[str] | None) -> dict[str, str]:
 def _unique_option_mention(said: str, options: dict[str, str]) -> str | None:
     """The one option whose text the answer mentions as whole words (a mention inside a longer
     mentioned option, "air" in "air freshener", does not count); None when zero or several."""
-    spans: list[tuple[int, int, str]] = []
+    spans: dict[tuple[int, int], set[str]] = {}  # (start, end) in `padded` -> options found there
     padded = f" {said} "
     for letter, option in options.items():
         needle, start = f" {option} ", padded.find(f" {option} ")
         while start >= 0:
-            spans.append((start, start + len(needle), letter))
+            spans.setdefault((start, start + len(needle)), set()).add(letter)
             start = padded.find(needle, start + 1)
-    spans.sort(key=lambda s: (s[0], -s[1]))
-    kept, reach = set(), -1  # sorted by start, longest first: a span ending within `reach` is inside one before it
-    for start, end, letter in spans:
+    kept: set[str] = set()
+    reach = -1  # by start, longest first: a span ending within `reach` lies inside an earlier, other span
+    for start, end in sorted(spans, key=lambda s: (s[0], -s[1])):
         if end > reach:
-            kept.add(letter)
+            kept |= spans[(start, end)]
             reach = end
     return kept.pop() if len(kept) == 1 else None
 

@@ -94,3 +94,61 @@ def test_normalisers_and_scorers_take_any_text_without_raising(text: str, gold: 
 def test_number_normalisation_round_trips_through_extraction(value) -> None:
     text = f"The answer is {value}."
     assert answers.is_correct(answers.extract(text, "number"), str(value), "number")
+
+
+NLI = ["A) entailment", "B) neutral", "C) contradiction"]
+
+
+@pytest.mark.parametrize(
+    ("text", "choices", "expected"),
+    [
+        (" neutral.", NLI, "B"),  # PaLM-540B's anli1 answers
+        (" Neutral", NLI, "B"),
+        (' "contradiction!"', NLI, "C"),
+        (" entailment", NLI, "A"),  # the E of "Entailment" is no option of three
+        (" (c) wooded area.", ["A) bank", "B) river", "C) wooded area", "D) zoo", "E) lake"], "C"),
+        (" it is neutral, as nothing is said", NLI, "B"),
+        (" air freshener.", ["A) air", "B) air freshener", "C) window"], "B"),  # "air" inside it does not count
+    ],
+)
+def test_choice_answers_match_by_option_text(text: str, choices: list[str], expected: str) -> None:
+    assert answers.extract(text, "choice", choices) == expected
+
+
+@pytest.mark.parametrize(
+    ("clear", "letter", "ambiguous", "choices"),
+    [
+        (" neutral.", "B", " neutral or entailment", NLI),  # two options named
+        (" 15 kmph.", "A", " 6 kmph.", ["A) 15 kmph", "B) 6 kmph", "C) 12 kmph", "D) 14 kmph", "E) 6 kmph"]),  # shared text
+        (" (a) opera.", "A", " either (a) opera or (b) concert.", ["A) opera", "B) concert", "C) basement"]),  # two marked
+        (" (b)", "B", " a", ["A", "B", "C"]),  # letter-only choices have no text to match
+    ],
+)
+def test_choice_text_matches_only_when_unambiguous(clear: str, letter: str, ambiguous: str, choices: list[str]) -> None:
+    assert answers.extract(clear, "choice", choices) == letter
+    assert answers.extract(ambiguous, "choice", choices) is None
+
+
+def test_choice_words_outweigh_a_slipped_leading_letter() -> None:
+    choices = ["A) fight enemy", "B) go to war", "C) fight for freedom", "D) wait for orders", "E) follow instructions"]
+    assert answers.extract(" (e) wait for orders.", "choice", choices) == "D"
+    assert answers.extract(" (e) follow orders.", "choice", choices) == "E"
+
+
+def test_reference_scoring_keeps_kojimas_letter_rule() -> None:
+    assert answers.extract(" neutral.", "choice", NLI, canonical=False) is None
+    assert not answers.reference_correct(" neutral.", "B", "choice", NLI)
+    assert answers.is_correct(answers.extract(" neutral.", "choice", NLI), "B", "choice")
+
+
+def test_an_answer_that_is_wholly_arithmetic_is_its_value() -> None:
+    assert answers.extract(" (10 * 45).", "number") == "450"
+    assert answers.extract(" (10 - (3 + 6)).\n\nQ: next question", "number") == "1"
+    assert answers.extract(" (12 - 2) - 7.", "number") == "3"
+    assert answers.extract(" (10 * 45).", "number", canonical=False) == "10"  # Kojima's first number
+    assert answers.extract(" 5 + 3 = 8", "number") == "5"  # not wholly an expression
+    assert answers.extract(" 1/0", "number") == "1"
+
+
+def test_extractor_version_is_an_int_of_at_least_2() -> None:
+    assert isinstance(answers.EXTRACTOR_VERSION, int) and answers.EXTRACTOR_VERSION >= 2
