@@ -25,14 +25,15 @@ import operator
 import re
 import string
 import warnings
-from functools import lru_cache
 from decimal import Decimal
+from functools import lru_cache
 
 # The version of the extraction and normalisation rules below. Bump it whenever a rule changes
 # (what `extract`, `normalize` or `is_correct` return for some text): stored teacher judgements
 # (is_correct) carry the version they were made with, and rows judged under another version are
 # re-judged from their stored text, so a rule fix reaches every existing store without a request.
-# 2: choice answers also match by the option's text; extractors are total and bounded.
+# 2: choice answers also match by the option's text or a leading "(c)"; an answer that is wholly
+#    arithmetic ("(10 * 45).") is its value; extractors and normalisers are total and bounded.
 EXTRACTOR_VERSION: int = 2
 
 ANSWER_TYPES = ("number", "choice", "yes_no", "text")
@@ -57,7 +58,7 @@ _NOT_WORD = re.compile(r"[\W_]+")
 _LEAD_MARKER = re.compile(r"\s*\(?([A-Za-z])\)\s*")  # "(c) wooded area", "C) 5", stored "A) entailment"
 _MARKER = re.compile(r"\(([A-Za-z])\)")
 _CHOICE_ANSWER = re.compile(r"\(?([A-Za-z])\)?[.)]?")  # a normalised choice answer: "(c)", "B", "D."
-_DECIMAL_STR = re.compile(r"(-?)(\d+)(?:\.(\d+))?(?:E([-+]\d+))?")
+_DECIMAL_STR = re.compile(r"(-?)(\d+)(?:\.(\d+))?(?:E([-+]\d+))?", re.IGNORECASE)
 
 
 def letters_for(choices: list[str] | None) -> str:
@@ -225,7 +226,10 @@ def _evaluate(node: ast.AST) -> float:
 def normalize(answer: str, answer_type: str) -> str:
     """The canonical form of a gold or predicted answer ("18", "2.5", "C", "yes", "abcd")."""
     if not isinstance(answer, str):
-        answer = str(answer)
+        try:
+            answer = str(answer)
+        except ValueError:  # an int past str()'s 4,300-digit limit (a gold answer read from JSON)
+            answer = str(Decimal(answer)) if isinstance(answer, int) else ""
     text = answer.strip()
     if answer_type == "number":
         return _normalize_number(text)
@@ -256,7 +260,10 @@ def _normalize_number(text: str) -> str:
     if not value.is_finite():
         return text
     # str() of a Decimal is ASCII "-123.45" or "1.2E+50000000" (unicode digits become ASCII).
-    sign, whole, frac, power = _DECIMAL_STR.fullmatch(str(value)).groups()
+    parsed = _DECIMAL_STR.fullmatch(str(value))
+    if parsed is None:  # only under an unusual decimal context
+        return text
+    sign, whole, frac, power = parsed.groups()
     digits = (whole + (frac or "")).lstrip("0")
     stripped = digits.rstrip("0")
     exponent = int(power or 0) - len(frac or "") + len(digits) - len(stripped)  # trailing zeros move into it

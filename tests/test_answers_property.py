@@ -105,7 +105,7 @@ def test_ten_thousand_hostile_strings_pass_every_entry_point_in_seconds() -> Non
     child = (f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
              f"import test_answers_property as t; print(json.dumps(t._run_all({N_STRINGS}, 0)))")
     try:
-        done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=6 * SECONDS,
+        done = subprocess.run([sys.executable, "-c", child], check=False, capture_output=True, text=True, timeout=6 * SECONDS,
                               cwd=Path(__file__).parent.parent)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"{N_STRINGS} strings did not finish in {6 * SECONDS} s: an answer function hangs") from None

@@ -35,7 +35,7 @@ FILES = ([("cqa", "train", k) for k in range(10)] + [("cqa", "test", 0), ("cqa",
 TOLERANCE = 0.5  # points
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pst_hits(task: str, datasets_dir: Path) -> tuple[Counter, Counter]:
     """(correct, records) per recorded LLM file, judged as the harvester judges a stage-2 answer."""
     spec = get_task(task)
