@@ -8,7 +8,8 @@ official loader; pst's judgement is the harvester's: `answers.extract` on the an
 (what the replay teacher sends back for stage 2) with the example's choices, then
 `answers.is_correct`. One parametrised case per LLM file: the train files hold the
 validation rows that pst carves out of cqa's and svamp's train split, and anli1 has its own
-valid file. The last test runs a real harvest of anli1 test through the replay teacher.
+valid file. The last test runs a real harvest of each test split through the replay teacher
+(anli1: 65.8 % stored, 65.6 % by the official rule).
 """
 
 from __future__ import annotations
@@ -59,17 +60,28 @@ def test_pst_palm_correct_rate_matches_distilling_step_by_step_parse(ds: str, sp
     assert abs(pst_rate - ref_rate) <= TOLERANCE, f"{ds}/{name}: pst {pst_rate:.2f} % vs DSbS parse {ref_rate:.2f} %"
 
 
-def test_replayed_anli1_test_harvest_stores_the_independent_correct_rate(store_root: str, datasets_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+HARVESTED = {"anli1": ("anli1", ["test_CoT_0.json"]), "cqa": ("cqa", ["test_CoT_0.json", "test_CoT_1.json"]),
+             "svamp_dsbs": ("svamp", ["test_CoT_0.json"])}  # pst task -> DSbS folder, its test split's LLM files
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", sorted(HARVESTED))
+def test_replayed_test_harvest_stores_the_independent_correct_rate(task: str, store_root: str, datasets_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PST_TEST_KEY", "k")
-    prepare_task("anli1", PrepareConfig(datasets_dir=str(datasets_dir)), store_root)
-    with running(load(datasets_dir, ["anli1"], "palm-540b")) as h:
+    prepare_task(task, PrepareConfig(datasets_dir=str(datasets_dir)), store_root)
+    with running(load(datasets_dir, [task], "palm-540b")) as h:
         teachers.add(store_root, teachers.TeacherConfig(name="palm", base_url=h.url, model="palm-540b", api_key_env="PST_TEST_KEY"))
-        harvest(HarvestConfig(teacher="palm", task="anli1", split="test", progress=False), store_root, datasets_dir=str(datasets_dir))
-    rows = rationales.read(store_root, "palm", "anli1", "test").to_pylist()
-    assert len(rows) == len({e.question for e in examples.load(store_root, "anli1", "test")})  # one row per question
-    assert all(r["error"] is None for r in rows)
-    stored = 100 * sum(bool(r["is_correct"]) for r in rows) / len(rows)
-    hits, n = ref.count(datasets_dir, "anli1", "test", "test_CoT_0.json", strict=False)
-    assert (hits, n) == ref.count(datasets_dir, "anli1", "test", "test_CoT_0.json", strict=True)  # no artefact on anli1
-    assert n == 1000 and 65.5 <= 100 * hits / n <= 65.9  # PaLM's anli1 test rate by the official rule
-    assert abs(stored - 100 * hits / n) <= TOLERANCE, f"stored {stored:.2f} % vs DSbS parse {100 * hits / n:.2f} %"
+        harvest(HarvestConfig(teacher="palm", task=task, split="test", progress=False), store_root, datasets_dir=str(datasets_dir))
+    rows = rationales.read(store_root, "palm", task, "test").to_pylist()
+    assert len(rows) == len({e.question for e in examples.load(store_root, task, "test")})  # one row per question
+    # A PaLM output without an answer sentence has nothing to replay for stage 2 (svamp has one).
+    answered = [r for r in rows if r["error"] is None]
+    assert len(answered) >= 0.99 * len(rows) and {r["error"] for r in rows} <= {None, "unmatched"}
+    stored = 100 * sum(bool(r["is_correct"]) for r in answered) / len(answered)
+    ds, files = HARVESTED[task]
+    counts = [ref.count(datasets_dir, ds, "test", name, strict=False) for name in files]
+    expected = 100 * sum(c[0] for c in counts) / sum(c[1] for c in counts)
+    assert abs(stored - expected) <= TOLERANCE, f"{task}: stored {stored:.2f} % vs DSbS parse {expected:.2f} %"
+    if task == "anli1":  # the official rule gives PaLM's anli1 test rate, with no artefact to correct
+        assert counts == [ref.count(datasets_dir, ds, "test", files[0], strict=True)]
+        assert 65.5 <= expected <= 65.9
