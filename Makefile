@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install quickstart test clean-data browser
+.PHONY: install quickstart test clean-data browser paper-cpu paper-cpu-pilot
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,20 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -p no:cacheprovider --durations=20
+
+# The paper experiment at a CPU budget (configs/paper-cpu.yaml; about 12 h of 2 cores, over several
+# sessions): every finished run is published to bench/results/paper-cpu/runs/ and committed, so a
+# rerun here or on a fresh clone trains only what is not published yet.
+PAPER_CPU := PST_DATA_DIR=data/paper-cpu PST_DATASETS_DIR=$${PST_DATASETS_DIR:-../shared/datasets} \
+	nice -n 10 $(VENV)/bin/pst experiment paper --config configs/paper-cpu.yaml
+
+paper-cpu-pilot: $(STAMP)
+	$(PAPER_CPU) --phase data
+	$(PAPER_CPU) --phase pilot --commit
+
+paper-cpu: $(STAMP)
+	$(PAPER_CPU) --phase data
+	$(PAPER_CPU) --phase runs --commit
 
 clean-data:
 	find data -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -34,7 +34,8 @@ from functools import lru_cache
 # re-judged from their stored text, so a rule fix reaches every existing store without a request.
 # 2: choice answers also match by the option's text or a leading "(c)"; an answer that is wholly
 #    arithmetic ("(10 * 45).") is its value; extractors and normalisers are total and bounded.
-EXTRACTOR_VERSION: int = 2
+# 3: the same rules, finished (version 2 was stamped while they were still being changed).
+EXTRACTOR_VERSION: int = 3
 
 ANSWER_TYPES = ("number", "choice", "yes_no", "text")
 DEFAULT_LETTERS = "ABCDE"

@@ -394,7 +394,7 @@ def test_published_results_of_other_data_are_not_reused(toy, tmp_path):
     options = json.loads((out / "runs" / r["run_id"] / "config.json").read_text())
     assert published.reusable(out, r["run_id"], options, toy["root"]) is not None
     data = out / "runs" / r["run_id"] / "data.json"
-    data.write_text(json.dumps({**json.loads(data.read_text()), "fingerprint": "other"}))
+    data.write_text(json.dumps({**json.loads(data.read_text()), "portable_fingerprint": "other"}))
     assert published.reusable(out, r["run_id"], options, toy["root"]) is None
     assert published.reusable(out, r["run_id"], {**options, "lr": 0.5}, toy["root"]) is None
 

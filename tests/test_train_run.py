@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -61,7 +62,8 @@ def test_a_finished_run_is_reused_on_the_same_data_and_refused_on_changed_data(t
     root, cfg = toy["root"], toy["cfg"]
     folder, metrics = run.train(cfg, root, run_id="r1")
     stored = json.loads((folder / "data.json").read_text())
-    assert stored == {"fingerprint": run.data_fingerprint(cfg, root), "train_rows": 12, "validation_rows": 4, "validation_questions": 4}
+    assert stored == {"fingerprint": run.data_fingerprint(cfg, root), "portable_fingerprint": run.data_fingerprint(cfg, root, portable=True),
+                      "train_rows": 12, "validation_rows": 4, "validation_questions": 4}
     assert metrics["data"]["fingerprint"] == stored["fingerprint"]
     assert (metrics["data"]["dropped_test_overlap"], metrics["data"]["dropped_too_long"]) == (0, 0)
     assert metrics["data"]["validation"]["rows"] == 4
@@ -106,3 +108,19 @@ def test_fingerprint_follows_every_input_and_nothing_else():
         (data.TrainData(rows, F.targets(4)), None, rows[:2]),
     ]
     assert len({base, *(data.fingerprint(*v) for v in variants)}) == 1 + len(variants)
+
+
+def test_portable_fingerprint_ignores_the_last_bits_of_the_vectors_but_not_what_they_embed():
+    """Results carried to another machine: the same texts re-embedded by the same encoder revision
+    give vectors that may differ in their last bits; the portable fingerprint is the same, the strict one not."""
+    rows = F.rows(4)
+    targets = F.targets(4)
+    noisy = targets + np.float32(1e-7)
+
+    def fp(t, source, portable):
+        return data.fingerprint(data.TrainData(rows, t, None, source), None, rows[:2], portable=portable)
+
+    assert fp(targets, "enc@r1:abc", True) == fp(noisy, "enc@r1:abc", True)
+    assert fp(targets, "enc@r1:abc", False) != fp(noisy, "enc@r1:abc", False)
+    assert fp(targets, "enc@r1:abc", True) != fp(targets, "enc@r2:abc", True)  # another encoder revision
+    assert fp(targets, "enc@r1:abc", True) != fp(targets, "enc@r1:def", True)  # other embedded texts

@@ -76,8 +76,8 @@ class PaperConfig:
     search: dict[str, Any] = option({}, "Validation grid {option: [values]} for all strategies; a strategy's own grid under its name.")
     evaluate: dict[str, Any] = option({}, "EvalConfig options of the test evaluation (split is always test).")
     robustness: dict[str, Any] = option({}, "tasks, strategies, kinds, rates, seeds of the robustness experiment ({} = skipped).")
-    pilot: list[str] = option(["pre_thinking"], "Strategies the pilot phase trains (first grid candidate, first seed: the "
-                                                "grid's own runs, reused by the runs phase) to show that the budget learns.")
+    pilot: list[str] = option([], "Strategies the pilot phase trains (first grid candidate, first seed: the grid's own runs, "
+                                  "reused by the runs phase) to show that the budget learns; [] = the first of strategies.")
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -267,6 +267,8 @@ def prepare_data(cfg: PaperConfig, root: str, datasets_dir: str, log: Log = prin
     with server.running(records.load(datasets_dir, tasks=cfg.tasks, teacher_model=cfg.teacher_model)) as handle:
         teachers.add(root, teachers.TeacherConfig(name=cfg.teacher, base_url=handle.url, model=f"{cfg.teacher_model} (recorded, replayed)",
                                                   api_key_env=key_env), replace=True)
+        for line in handle.coverage_lines():
+            log(f"replay teacher: {line}")
         for task, split in itertools.product(cfg.tasks, ("train", "validation")):
             summary = harvest(from_dict(HarvestConfig, {"progress": False, **cfg.harvest, "teacher": cfg.teacher, "task": task, "split": split}),
                               root, datasets_dir=datasets_dir)
@@ -702,12 +704,12 @@ def pilot(cfg: PaperConfig, root: str, train_fn: TrainFn, log: Log = print, on_p
     from pst_core.train.config import resolve
 
     train_fn = published.publishing_train(train_fn, cfg.out, root, on_publish, log)
-    rows = []
+    rows, strategies = [], cfg.pilot or cfg.strategies[:1]
     for task in cfg.tasks:
-        n_val = resolve(run_options(cfg, task, cfg.pilot[0], cfg.seeds[0], {})).max_val_examples
+        n_val = resolve(run_options(cfg, task, strategies[0], cfg.seeds[0], {})).max_val_examples
         vcfg = dataclasses.replace(eval_config(cfg), split="validation", max_examples=n_val)
         floor = untrained_floor(cfg, task, vcfg, root, on_publish, log)
-        for strategy in cfg.pilot:
+        for strategy in strategies:
             point = candidates(cfg, strategy)[0]
             rid = run_id(cfg, task, strategy, 0, cfg.seeds[0])
             log(f"{rid}: pilot, {point or 'defaults'}")

@@ -66,7 +66,10 @@ def reusable(out: str | Path, run_id: str, options: dict[str, Any], root: str) -
     cfg = resolve(options)
     if json.loads((pub / "config.json").read_text()) != json.loads(json.dumps(config_dict(cfg))):
         return None
-    return pub if json.loads((pub / "data.json").read_text()).get("fingerprint") == data_fingerprint(cfg, root) else None
+    # Portable: the store re-embedded on another machine has the same texts and encoder revision,
+    # but vectors that may differ in their last bits.
+    recorded = json.loads((pub / "data.json").read_text()).get("portable_fingerprint")
+    return pub if recorded is not None and recorded == data_fingerprint(cfg, root, portable=True) else None
 
 
 def publishing_train(train_fn: TrainFn, out: str | Path, root: str, on_publish: OnPublish, log: Callable[[str], None]) -> TrainFn:

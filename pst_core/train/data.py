@@ -48,18 +48,25 @@ class TrainData:
     rows: list[Row]
     targets: np.ndarray | None = None
     notes: dict[str, Any] | None = None
+    # What the targets are, without their bytes: the encoder, its revision and the embedded texts'
+    # digest. Vectors made by the same encoder revision from the same texts on another CPU differ
+    # in their last bits only; `portable_fingerprint` uses this instead of the bytes.
+    target_source: str | None = None
 
 
 def load_rationales(root: str, cfg: TrainConfig, split: str) -> pa.Table:
-    """Successful rationale rows of (teacher, task, split): no error, non-empty text, one per request key.
+    """Successful rationale rows of (teacher, task, split): no error, non-empty text, one per request key,
+    judged by today's answer rules.
 
     The correctness filter and the per-question cap are applied per example in `assemble`, because
     one stored row can serve several examples (identical questions share a request key).
     """
-    table = store.read_dataset(root, "rationales", schemas.RATIONALES, schemas.RATIONALES_PARTITIONS,
-                               filters={"teacher": cfg.teacher, "task": cfg.task, "split": split},
-                               columns=["request_key", "example_id", "sample_index", "rationale", "predicted_answer",
-                                        "is_correct", "error"])
+    from pst_core.harvest import rationales
+
+    # One row per request key (a success wins over an earlier error), judged by today's answer
+    # rules: rows a harvest judged under other rules are judged again from their stored text.
+    table = rationales.read(root, cfg.teacher, cfg.task, split, columns=["request_key", "example_id", "sample_index", "rationale",
+                                                                        "predicted_answer", "is_correct", "error"])
     keep = pc.and_(pc.is_null(table["error"]), pc.greater(pc.utf8_length(pc.fill_null(table["rationale"], "")), 0))
     table = table.filter(keep)
     # Sorted so dedupe, the per-question cap and perturbation plans are reproducible.
@@ -156,7 +163,11 @@ def assemble(root: str, cfg: TrainConfig, strategy: Strategy, split: str) -> Tra
     if strategy.uses_semantic and rows:
         from pst_core.embed import read_vectors
 
+        from pst_core.embed import encoder as enc
+
         targets = read_vectors(root, cfg.encoder, embed_texts)
+        digest = hashlib.sha256(json.dumps(embed_texts, ensure_ascii=False).encode()).hexdigest()
+        return TrainData(rows, targets, notes, f"{cfg.encoder}@{enc.revision(enc.resolve(cfg.encoder))}:{digest}")
     return TrainData(rows, targets, notes)
 
 
@@ -316,13 +327,15 @@ def drop_too_long(td: TrainData, strategy: Strategy, tokenizer: Any, max_length:
     if dropped:
         log.info("dropped %d of %d rows whose answer does not fit max_length=%d", dropped, len(td.rows), max_length)
     targets = td.targets[keep] if td.targets is not None else None
-    return TrainData([td.rows[i] for i in keep], targets, {**(td.notes or {}), "dropped_too_long": dropped})
+    return TrainData([td.rows[i] for i in keep], targets, {**(td.notes or {}), "dropped_too_long": dropped}, td.target_source)
 
 
-def fingerprint(train: TrainData, val: TrainData | None, questions: list[Row]) -> str:
+def fingerprint(train: TrainData, val: TrainData | None, questions: list[Row], portable: bool = False) -> str:
     """sha256 of the data a run learns and is selected on: every train and validation row (ids,
     question, answer, choices, rationale, request key), their semantic targets' bytes and the
-    validation questions, in their (deterministic) assembled order. Cheap: no tokenizer, no model."""
+    validation questions, in their (deterministic) assembled order. Cheap: no tokenizer, no model.
+    `portable` hashes what the targets are (`target_source`) instead of their bytes: the same data
+    re-embedded on another machine, for results carried between machines."""
     h = hashlib.sha256()
 
     def add(chunk: bytes) -> None:
@@ -331,7 +344,9 @@ def fingerprint(train: TrainData, val: TrainData | None, questions: list[Row]) -
     for name, part in (("train", train), ("validation", val)):
         rows = part.rows if part is not None else []
         add(json.dumps([name, [dataclasses.astuple(r) for r in rows]], ensure_ascii=False).encode())
-        if part is not None and part.targets is not None:
+        if part is not None and part.targets is not None and portable:
+            add(json.dumps(["targets", part.target_source]).encode())
+        elif part is not None and part.targets is not None:
             vectors = np.ascontiguousarray(part.targets, dtype="<f4")
             add(json.dumps(list(vectors.shape)).encode())
             add(vectors.tobytes())

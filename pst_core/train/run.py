@@ -67,10 +67,11 @@ def train(cfg: TrainConfig, root: str, run_id: str | None = None, dtype: Any = N
     return run, metrics
 
 
-def data_fingerprint(cfg: TrainConfig, root: str) -> str:
+def data_fingerprint(cfg: TrainConfig, root: str, portable: bool = False) -> str:
     """The fingerprint of the data `train(cfg, root)` would train on now (for callers that name or
-    cache runs by their inputs, so new store data gets a new run instead of a refusal)."""
-    return data.fingerprint(*_assembled(root, cfg, get_strategy(cfg.strategy, cfg)))
+    cache runs by their inputs, so new store data gets a new run instead of a refusal); `portable`:
+    the targets by what they are, not their bytes (see `data.fingerprint`)."""
+    return data.fingerprint(*_assembled(root, cfg, get_strategy(cfg.strategy, cfg)), portable=portable)
 
 
 def _assembled(root: str, cfg: TrainConfig, strategy: Any) -> tuple[data.TrainData, data.TrainData | None, list[Row]]:
@@ -84,7 +85,8 @@ def _assembled(root: str, cfg: TrainConfig, strategy: Any) -> tuple[data.TrainDa
 
 def data_identity(train_data: data.TrainData, val_data: data.TrainData | None, questions: list[Row]) -> dict[str, Any]:
     """What `data.json` records: the data fingerprint and the row counts it covers."""
-    return {"fingerprint": data.fingerprint(train_data, val_data, questions), "train_rows": len(train_data.rows),
+    return {"fingerprint": data.fingerprint(train_data, val_data, questions),
+            "portable_fingerprint": data.fingerprint(train_data, val_data, questions, portable=True), "train_rows": len(train_data.rows),
             "validation_rows": len(val_data.rows) if val_data is not None else 0, "validation_questions": len(questions)}
 
 
@@ -96,7 +98,7 @@ def _check_same_data(run: Path, identity: dict[str, Any]) -> None:
         return
     before = json.loads(path.read_text())
     if before.get("fingerprint") != identity["fingerprint"]:
-        counts = ", ".join(f"{k} {before.get(k)} -> {identity[k]}" for k in identity if k != "fingerprint")
+        counts = ", ".join(f"{k} {before.get(k)} -> {identity[k]}" for k in identity if not k.endswith("fingerprint"))
         raise ConfigError(f"run {run.name} was trained on other data than the store now holds (rows, rationales, "
                           f"correctness flags or embeddings changed; {counts}): delete {run} to train it again on "
                           "the current data, or pick another --run-id")
