@@ -74,6 +74,9 @@ class TrainConfig:
                                  "pretrained model already predicts there), 'text' (the rows of the token's meaning in words) "
                                  "or 'mean' (transformers' default; SmolLM2-135M then never emits SEP after a 20-step CPU run: "
                                  "bench/README.md).")
+    chat_template: bool = option(False, "Wrap every prompt (training and inference) in the student's own chat template as one "
+                                 "user turn followed by the assistant's generation prompt, for instruct students; off by "
+                                 "default so runs stay comparable with the plain 'Question: ... Answer:' prompt.")
     keep_last: bool = option(False, "Keep the resumable last/ state (optimizer, RNG) after the run finished; it is about "
                              "3x the model's size and only needed to continue training past max_steps.")
 
