@@ -4,9 +4,15 @@ data/runs/<run_id>/
   config.json          resolved TrainConfig
   history.jsonl        one line per logged step (lr, each loss term, tokens/s) and per validation
   train_metrics.json   final/best losses per term, steps, tokens/s, wall time
-  checkpoint/          best-by-validation model: save_pretrained folder + tokenizer + head + trainer_state.json
+  checkpoint/          best-by-validation model: save_pretrained folder + tokenizer + head + trainer_state.json;
+                       a LoRA run (lora_r > 0) stores the peft adapter (adapter_config.json, adapter_model.safetensors,
+                       with the SEP/SEM rows) and the student's config.json instead of full weights
   last/                accelerate state (model, optimizer, scheduler, RNG) + trainer_state.json; deleted when
-                       the run finishes (TrainConfig.keep_last keeps it)
+                       the run finishes (TrainConfig.keep_last keeps it); a LoRA run's holds trainable tensors only
+  tb/                  TensorBoard event files when report_to lists tensorboard
+
+`merge_and_save` writes a run's best model as a standard folder for export: full weights (merged
+from the adapter for a LoRA run) or the adapter alone.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 from pst_core.config import to_dict
 from pst_core.errors import DataError
-from pst_core.train import students
+from pst_core.train import adapters, students
 from pst_core.train.config import TrainConfig, resolve
 from pst_core.train.strategies import Strategy, get_strategy
 
@@ -55,10 +61,13 @@ def recover(final: Path) -> Path:
 
 
 def save_best(run_dir: str | Path, model: Any, tokenizer: Any, head: Any, state: dict[str, Any]) -> None:
-    """Write the evaluation checkpoint: model folder, tokenizer, semantic head, trainer state."""
+    """Write the evaluation checkpoint: model folder (or a peft model's adapter), tokenizer, semantic head, trainer state."""
     final = Path(run_dir) / BEST
     tmp = final.with_name(f".tmp-{BEST}-{uuid.uuid4().hex}")
-    model.save_pretrained(tmp)
+    if hasattr(model, "peft_config"):
+        adapters.save_adapter(model, tmp)
+    else:
+        model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if head is not None:
         students.save_head(head, tmp)
@@ -96,12 +105,22 @@ def disk_usage(path: str | Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
 
 
-def load_last(run_dir: str | Path, accelerator: Any) -> dict[str, Any] | None:
-    """Restore the resumable state into the prepared objects; returns the loop position or None."""
+def last_step(run_dir: str | Path) -> int | None:
+    """The step a run would resume from (its last/ checkpoint), or None when it would start afresh."""
+    state = recover(Path(run_dir) / LAST) / STATE
+    return int(json.loads(state.read_text())["step"]) if state.is_file() else None
+
+
+def load_last(run_dir: str | Path, accelerator: Any, strict: bool = True) -> dict[str, Any] | None:
+    """Restore the resumable state into the prepared objects; returns the loop position or None.
+
+    `strict=False` for a LoRA run, whose last/ holds only the trainable tensors (the frozen
+    student is loaded afresh, see `adapters.trainable_only`).
+    """
     folder = recover(Path(run_dir) / LAST)
     if not (folder / STATE).is_file():
         return None
-    accelerator.load_state(str(folder))
+    accelerator.load_state(str(folder), strict=strict)
     return json.loads((folder / STATE).read_text())
 
 
@@ -125,15 +144,22 @@ def load_config(run_dir: str | Path) -> TrainConfig:
     return resolve(json.loads(path.read_text()))
 
 
-def load_run(run_dir: str, device: str = "cpu", dtype: str = "float32") -> LoadedRun:
-    """Load a run's best checkpoint (model in eval mode, tokenizer, bound strategy, head) in `dtype`."""
+def load_run(run_dir: str, device: str = "cpu", dtype: str = "float32", root: str | None = None) -> LoadedRun:
+    """Load a run's best checkpoint (model in eval mode, tokenizer, bound strategy, head) in `dtype`.
+
+    A LoRA checkpoint is loaded onto its base student (`config.student`, resolved under `root`,
+    default the data root) and merged, so evaluation runs plain weights at full speed.
+    """
     import torch
 
     cfg = load_config(run_dir)
     folder = recover(Path(run_dir) / BEST)
     if not (folder / "config.json").is_file():
         raise DataError(f"{run_dir} has no checkpoint/ yet: training did not reach a validation")
-    model, tokenizer, enc_dec = students.load_student(str(folder))
+    if adapters.is_adapter(folder):
+        model, tokenizer, enc_dec = load_lora_checkpoint(cfg, folder, root, merge=True)
+    else:
+        model, tokenizer, enc_dec = students.load_student(str(folder))
     model.to(device=device, dtype=getattr(torch, dtype)).eval()
     head = students.load_head(folder, device)
     if head is not None:
@@ -145,3 +171,67 @@ def load_run(run_dir: str, device: str = "cpu", dtype: str = "float32") -> Loade
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     """The config as stored in config.json."""
     return to_dict(cfg)
+
+
+def same_config(stored: dict[str, Any], cfg: TrainConfig) -> bool:
+    """Whether a run's stored config.json is `cfg`: every stored option has the same value, and an
+    option added to pst after the run was written is at its default (so a new, unused option such
+    as lora_r does not refuse, or retrain, every run made before it existed)."""
+    current = json.loads(json.dumps(config_dict(cfg)))
+    defaults = json.loads(json.dumps(config_dict(type(cfg)(strategy=cfg.strategy))))
+    return set(stored) <= set(current) and all(stored.get(k, defaults[k]) == v for k, v in current.items())
+
+
+def load_lora_checkpoint(cfg: TrainConfig, folder: Path, root: str | None, merge: bool) -> tuple[Any, Any, bool]:
+    """(model, tokenizer, is_encoder_decoder) of a LoRA checkpoint: the base student, its
+    embeddings resized to the checkpoint's tokenizer, with the adapter (merged when `merge`)."""
+    from transformers import AutoTokenizer
+
+    from pst_core import settings
+
+    base, _, enc_dec = students.load_student(cfg.student, root or settings.data_root())
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    students.add_special_tokens(base, tokenizer, cfg.new_token_init, pad_to_multiple_of=None)  # rows come from the adapter
+    return adapters.load_adapter(base, folder, merge=merge), tokenizer, enc_dec
+
+
+def merge_and_save(run_dir: str | Path, out_dir: str | Path, merge: bool = True, root: str | None = None) -> dict[str, Any]:
+    """Write a run's best model to `out_dir` as a standard Hugging Face folder; returns what was written.
+
+    * full fine-tune run: its weights as trained (`merge` changes nothing), kind "full";
+    * LoRA run, `merge=True`: the adapter and the SEP/SEM rows folded into plain weights that load
+      with `AutoModelFor*.from_pretrained(out_dir)` and serve anywhere (vLLM, TGI, llama.cpp after
+      conversion), kind "merged";
+    * LoRA run, `merge=False`: the adapter alone (adapter_config.json naming `config.student` as its
+      base, adapter_model.safetensors with the new-token rows), kind "adapter"; it loads with
+      `peft.AutoPeftModelForCausalLM.from_pretrained(out_dir)` (which resizes the base's embeddings
+      to the tokenizer here) or vLLM's LoRA support.
+
+    Every kind also gets the tokenizer (with SEP/SEM) and, for PST, the semantic head files
+    (sem_head.*; ignored by servers). No model card or generation config: the export command adds them.
+    `root`: where a default (offline) base student is resolved, as for `load_run`.
+    Returns {"kind", "base" (the student id a LoRA run adapts, else None), "files" (names written)}.
+    """
+    cfg = load_config(run_dir)
+    folder = recover(Path(run_dir) / BEST)
+    if not (folder / "config.json").is_file():
+        raise DataError(f"{run_dir} has no checkpoint/ yet: training did not reach a validation")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lora = adapters.is_adapter(folder)
+    if lora and merge:
+        model, tokenizer, _ = load_lora_checkpoint(cfg, folder, root, merge=True)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        skip = {STATE, "config.json", adapters.ADAPTER_CONFIG, "adapter_model.safetensors", "README.md"}
+    else:
+        skip = {STATE, "README.md"} | ({"config.json"} if lora else set())  # an adapter folder is not a model folder
+    for path in folder.iterdir():
+        if path.is_file() and path.name not in skip and not (out / path.name).exists():
+            shutil.copy2(path, out / path.name)
+    if lora and not merge:
+        meta = json.loads((out / adapters.ADAPTER_CONFIG).read_text())
+        meta["base_model_name_or_path"] = cfg.student  # the id the user trained from, not this machine's path
+        write_json(out / adapters.ADAPTER_CONFIG, meta)
+    kind = ("merged" if merge else "adapter") if lora else "full"
+    return {"kind": kind, "base": cfg.student if lora else None, "files": sorted(p.name for p in out.iterdir())}

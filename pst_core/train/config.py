@@ -19,6 +19,7 @@ PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
 SELECT_BY = ("loss", "exact_match")
 NTP_REDUCTIONS = ("sequence", "token")
 NEW_TOKEN_INITS = ("eos", "text", "mean")  # see pst_core.train.students.init_new_tokens
+TRACKERS = ("tensorboard", "mlflow", "wandb", "comet_ml", "aim", "clearml", "dvclive", "swanlab", "trackio")  # accelerate's
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,22 @@ class TrainConfig:
                                  "default so runs stay comparable with the plain 'Question: ... Answer:' prompt.")
     keep_last: bool = option(False, "Keep the resumable last/ state (optimizer, RNG) after the run finished; it is about "
                              "3x the model's size and only needed to continue training past max_steps.")
+    # memory: parameter-efficient fine-tuning (LoRA through peft) and activation checkpointing
+    lora_r: int = option(0, "LoRA rank: > 0 freezes the student and trains low-rank adapters (peft) plus the SEP/SEM "
+                         "embedding rows and the semantic head; 0 trains every weight (full fine-tuning).")
+    lora_alpha: int = option(16, "LoRA scale numerator: an adapter adds (lora_alpha / lora_r) * B @ A to its weight.")
+    lora_dropout: float = option(0.0, "Dropout on the input of each LoRA adapter.")
+    lora_target_modules: tuple[str, ...] = option((), "Module names that get adapters; empty = every attention and MLP "
+                                                  "projection of the architecture (pst_core.train.adapters.DEFAULT_TARGETS), "
+                                                  "peft's all-linear for others.")
+    lora_modules_to_save: tuple[str, ...] = option((), "Modules trained in full beside the adapters (peft modules_to_save), "
+                                                   "e.g. [lm_head]; the new tokens' rows train without it.")
+    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass instead of storing them: "
+                                          "less memory for long sequences or big students, ~30% more compute per step.")
+    # experiment tracking
+    report_to: tuple[str, ...] = option((), "Experiment trackers (accelerate log_with) that get every logged line of "
+                                        "history.jsonl: tensorboard (offline, <run>/tb/), mlflow, wandb, ...; empty = none.")
+    tracker_project: str = option("pst", "Project (W&B) or experiment (MLflow) name the runs are logged under; each run is named by its run id.")
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -99,6 +116,14 @@ class TrainConfig:
         check(min(self.max_rationales_per_example, self.max_train_examples, self.max_val_examples, self.eval_every, self.save_every) >= 0,
               name, "counts must be >= 0")
         check(self.log_every >= 1 and self.clip_grad_norm >= 0 and self.weight_decay >= 0, name, "log_every >= 1, clip_grad_norm >= 0, weight_decay >= 0")
+        for key in ("lora_target_modules", "lora_modules_to_save", "report_to"):  # JSON/YAML lists -> tuples (hashable)
+            object.__setattr__(self, key, tuple(getattr(self, key)))
+        check(self.lora_r >= 0 and self.lora_alpha > 0 and 0.0 <= self.lora_dropout < 1.0, name,
+              "lora_r >= 0, lora_alpha > 0, lora_dropout in [0, 1)")
+        check(self.lora_r > 0 or not (self.lora_target_modules or self.lora_modules_to_save), name,
+              "lora_target_modules and lora_modules_to_save need lora_r > 0 (set a rank, e.g. lora_r: 16)")
+        unknown = sorted(set(self.report_to) - set(TRACKERS))
+        check(not unknown, name, f"report_to: unknown tracker {', '.join(unknown)}; valid: {', '.join(TRACKERS)}")
 
 
 @dataclass(frozen=True)

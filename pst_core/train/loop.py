@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pst_core.evaluate.config import EvalConfig
-from pst_core.train import checkpoint, data, generate, students
+from pst_core.train import adapters, checkpoint, data, generate, students, tracking
 from pst_core.train.config import TrainConfig
 from pst_core.train.strategies import StepOutput, Strategy
 
@@ -84,15 +84,24 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
 
     cuda = torch.cuda.is_available()
     precision = precision_of(cfg, cuda)
-    acc = Accelerator(mixed_precision="bf16" if precision == "bf16-mixed" else "no", cpu=not cuda)
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
+    # Trackers only when asked: the default run builds the very Accelerator it always did.
+    trackers = {"log_with": tracking.trackers(cfg.report_to, cfg.tracker_project, run, checkpoint.last_step(run))} if cfg.report_to else {}
+    acc = Accelerator(mixed_precision="bf16" if precision == "bf16-mixed" else "no", cpu=not cuda, **trackers)
     set_seed(cfg.seed)  # new embedding rows and the head are drawn from this seed
-    students.add_special_tokens(model, tokenizer, cfg.new_token_init)
+    lora = cfg.lora_r > 0
+    # A LoRA run sizes its embeddings to the tokenizer exactly (rows past it would not be in the adapter).
+    students.add_special_tokens(model, tokenizer, cfg.new_token_init, **({"pad_to_multiple_of": None} if lora else {}))
     strategy.bind(tokenizer)
     head = None
     if strategy.uses_semantic:
         head = students.make_head(students.hidden_size(model), train.targets.shape[1], getattr(cfg, "head_hidden", 0))
+    if cfg.gradient_checkpointing:
+        # Non-reentrant: correct when the embeddings are frozen (LoRA) and under DDP.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # After the head, so a LoRA run draws its head from the same seed state as a full one.
+    peft_model = adapters.apply_lora(cfg, model, tokenizer, is_encoder_decoder) if lora else None
     if precision == "bf16":  # bf16 weights: half the memory traffic; AdamW state follows the weights
         model.to(torch.bfloat16)
         head = head.to(torch.bfloat16) if head is not None else None
@@ -113,6 +122,8 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, cfg.min_lr_ratio))
     module, optimizer = acc.prepare(module, optimizer)
     acc.register_for_checkpointing(scheduler)  # not prepared: it must step once per optimizer step on every rank
+    if lora:
+        acc.register_save_state_pre_hook(adapters.trainable_only)  # last/ without the frozen student
     inner = acc.unwrap_model(module)
 
     val_tok = data.tokenize(val.rows, strategy, tokenizer, cfg.max_length, is_encoder_decoder, cache_dir) if val and val.rows else None
@@ -172,7 +183,7 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
         return out
 
     state: dict[str, Any] = {"step": 0, "epoch": 0, "pos": 0, "best": None, "best_step": None, "tokens": 0, "train_s": 0.0}
-    resumed = checkpoint.load_last(run, acc)
+    resumed = checkpoint.load_last(run, acc, strict=not lora)
     history = run / "history.jsonl"
     if resumed:
         state.update(resumed)
@@ -181,11 +192,15 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
             history.write_text("".join(ln + "\n" for ln in kept))
     elif acc.is_main_process:
         history.write_text("")
+    if cfg.report_to:
+        tracking.start(acc, cfg, run, checkpoint.config_dict(cfg), bool(resumed))
 
     def log(entry: dict[str, Any]) -> None:
         if acc.is_main_process:
             with history.open("a") as fh:
                 fh.write(json.dumps(entry) + "\n")
+        if cfg.report_to:  # every history line, same names and step
+            acc.log(tracking.scalars(entry), step=entry["step"])
 
     epoch_cache: dict[int, list[list[int]]] = {}
 
@@ -214,7 +229,7 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
             state["best"] = metrics.get("val_exact_match" if cfg.select_by == "exact_match" else "val_loss")
             state["best_step"], state["best_metrics"] = state["step"], metrics
             if acc.is_main_process:
-                checkpoint.save_best(run, inner.model, tokenizer, inner.head, dict(state))
+                checkpoint.save_best(run, peft_model if lora else inner.model, tokenizer, inner.head, dict(state))
         if state["step"] < total or cfg.keep_last:  # a finished run needs no resumable state
             checkpoint.save_last(run, acc, dict(state))
 
@@ -268,9 +283,13 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
                "world_size": world, "final": last_terms, "best_step": state["best_step"], "best": state.get("best_metrics", {}),
                "train_tokens": state["tokens"], "tokens_per_s": state["tokens"] / max(state["train_s"], 1e-9),
                "train_wall_s": state["train_s"], "data": train.notes or {}, "answers_version": answers_version()}
+    if lora:  # only then: a default run's metrics file stays as it was
+        metrics["lora"] = {"target_modules": adapters.target_modules(model, cfg.lora_target_modules), **adapters.parameter_counts(module)}
     if acc.is_main_process:
         checkpoint.write_json(run / "train_metrics.json", metrics)
         if not cfg.keep_last:  # written last: a crash before it leaves a resumable run
             checkpoint.drop_last(run)
+    if cfg.report_to:
+        acc.end_training()
     acc.wait_for_everyone()
     return metrics

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pst_core import staging
 from pst_core.errors import ConfigError, DataError
 from pst_core.train import checkpoint, data, loop, students
 from pst_core.train.config import TrainConfig
@@ -31,17 +32,17 @@ def default_run_id(cfg: TrainConfig) -> str:
 
 
 def run_dir_of(root: str, run_id: str) -> Path:
-    """data/runs/<run_id>/"""
-    return Path(root) / "runs" / run_id
+    """data/runs/<run_id>/ (for an object-store root, its local stage: see pst_core.staging)"""
+    return staging.stage_root(root) / "runs" / run_id
 
 
 def train(cfg: TrainConfig, root: str, run_id: str | None = None, dtype: Any = None) -> tuple[Path, dict[str, Any]]:
     """Train `cfg.student` with `cfg.strategy` on the store's (task, teacher) data; returns (run dir, metrics)."""
     if not cfg.task or not cfg.teacher:
         raise ConfigError("TrainConfig: task and teacher are required (--task T --teacher NAME)")
-    run = run_dir_of(root, run_id or default_run_id(cfg))
+    run = staging.pull(root, run_dir_of(root, run_id or default_run_id(cfg)))
     stored = run / "config.json"
-    if stored.is_file() and json.loads(stored.read_text()) != json.loads(json.dumps(checkpoint.config_dict(cfg))):
+    if stored.is_file() and not checkpoint.same_config(json.loads(stored.read_text()), cfg):
         raise ConfigError(f"run {run.name} exists with a different config: pick another --run-id or delete {run}")
     strategy = get_strategy(cfg.strategy, cfg)
     train_data, val_data, questions = _assembled(root, cfg, strategy)
@@ -49,6 +50,7 @@ def train(cfg: TrainConfig, root: str, run_id: str | None = None, dtype: Any = N
     if stored.is_file():
         _check_same_data(run, identity)
         if (run / "train_metrics.json").is_file():
+            staging.push(root, run)  # no-op unless an upload of the finished run was cut short
             return run, json.loads((run / "train_metrics.json").read_text())
     model, tokenizer, enc_dec = students.load_student(cfg.student, root, dtype)
     train_data = data.drop_too_long(train_data, strategy, tokenizer, cfg.max_length, enc_dec)
@@ -64,6 +66,7 @@ def train(cfg: TrainConfig, root: str, run_id: str | None = None, dtype: Any = N
     checkpoint.write_json(stored, checkpoint.config_dict(cfg))
     metrics = loop.fit(cfg, strategy, model, tokenizer, enc_dec, train_data, val_data, str(run),
                        val_questions=questions, cache_dir=f"{root.rstrip('/')}/cache/tokens")
+    staging.push(root, run)
     return run, metrics
 
 

@@ -183,11 +183,12 @@ def load_student(student: str, root: str = "data", dtype: Any = None) -> tuple[A
 TOKEN_MEANINGS = {SEP: " So the answer is", SEM: " Explanation:"}
 
 
-def add_special_tokens(model: Any, tokenizer: Any, init: str = "eos") -> list[int]:
+def add_special_tokens(model: Any, tokenizer: Any, init: str = "eos", pad_to_multiple_of: int | None = 64) -> list[int]:
     """Add SEP and SEM (and a pad token if missing), resize the embeddings, initialise the new rows.
 
     Returns the ids of the tokens added now (none when the tokenizer already had them, e.g. a
     checkpoint being resumed or evaluated, whose trained rows must stay as they are).
+    `pad_to_multiple_of=None` resizes to exactly `len(tokenizer)` (LoRA runs: see `adapters`).
     """
     new = [t for t in (SEP, SEM) if t not in tokenizer.get_vocab()]
     if new:
@@ -196,7 +197,7 @@ def add_special_tokens(model: Any, tokenizer: Any, init: str = "eos") -> list[in
         tokenizer.pad_token = tokenizer.eos_token
     if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
         # Round up to a multiple of 64: tensor-core friendly and leaves room for later tokens.
-        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=pad_to_multiple_of)
     model.config.pad_token_id = tokenizer.pad_token_id
     ids = [tokenizer.convert_tokens_to_ids(t) for t in new]
     init_new_tokens(model, tokenizer, dict(zip(new, ids)), init)
