@@ -355,7 +355,7 @@ def test_every_run_is_published_without_checkpoints(toy):
         assert not {"best", "last", "checkpoint"} & files
     for r in toy["result"]["rows"]:
         assert (out / "runs" / r["run_id"] / "predictions.parquet").is_file()
-        assert (out / "runs" / r["run_id"] / "metrics.json").read_bytes() == (root / "runs" / r["run_id"] / "metrics.json").read_bytes()
+        assert json.loads((out / "runs" / r["run_id"] / "metrics.json").read_text())["accuracy"] == r["accuracy"]
 
 
 def test_a_fresh_machine_resumes_from_the_published_results_and_trains_nothing(toy, monkeypatch, tmp_path):
@@ -493,3 +493,35 @@ def test_rerun_trains_one_published_run_again_and_compares_its_accuracy(toy, tmp
 
     with pytest.raises(DataError, match="not a published, evaluated run"):
         paper.rerun(cfg, toy["root"], "nope", train_fn(toy["root"]))
+
+
+def test_an_option_added_to_pst_after_publishing_does_not_send_published_runs_back_to_training():
+    from pst_core.evaluate.published import same_config
+    from pst_core.train.checkpoint import config_dict
+    from pst_core.train.config import resolve
+
+    cfg = resolve({"strategy": "pst", "task": "t", "teacher": "x", "lr": 3e-4})
+    published = json.loads(json.dumps(config_dict(cfg)))
+    assert same_config(published, cfg)
+    older = {k: v for k, v in published.items() if k != "keep_last"}  # published before keep_last existed
+    assert same_config(older, cfg)  # keep_last is at its default
+    assert not same_config(older, resolve({"strategy": "pst", "task": "t", "teacher": "x", "lr": 3e-4, "keep_last": True}))
+    assert not same_config({**published, "lr": 1e-3}, cfg)
+    assert not same_config({**published, "removed_option": 1}, cfg)
+
+
+def test_git_committer_commits_only_the_published_path_in_the_repository_that_holds_it(tmp_path, monkeypatch):
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "results" / "runs" / "r1").mkdir(parents=True)
+    git = ["git", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "config", "user.email", "t@example.com"], check=True)
+    subprocess.run([*git, "config", "user.name", "t"], check=True)
+    (repo / "other.txt").write_text("not committed")
+    (repo / "results" / "runs" / "r1" / "metrics.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)  # pst runs from elsewhere (a frozen copy of the code)
+    paper.git_committer("exp results", log=lambda m: (_ for _ in ()).throw(AssertionError(m)))(repo / "results" / "runs" / "r1")
+    log = subprocess.run([*git, "log", "--format=%s", "--name-only"], capture_output=True, text=True, check=True).stdout
+    assert "exp results: r1" in log and "results/runs/r1/metrics.json" in log and "other.txt" not in log

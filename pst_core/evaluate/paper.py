@@ -744,14 +744,17 @@ def pilot_markdown(rows: list[dict[str, Any]], cfg: PaperConfig) -> str:
 
 
 def git_committer(message: str, log: Log) -> OnPublish:
-    """An `on_publish` hook that commits each published path (only that path) to the current git repo,
-    so a session on a fresh machine resumes from what is committed. A failed commit is a warning."""
+    """An `on_publish` hook that commits each published path (only that path) to the git repository that
+    holds it, so a session on a fresh machine resumes from what is committed (the experiment may run
+    from a frozen copy of the code with `--out` in the repository). A failed commit is a warning."""
     import subprocess
 
     def commit(path: Path) -> None:
+        path = Path(path).resolve()  # committed in the repository that holds it, wherever pst runs from
+        git = ["git", "-C", str(path if path.is_dir() else path.parent)]
         for attempt in range(5):
-            add = subprocess.run(["git", "add", "--", str(path)], capture_output=True, text=True)
-            done = subprocess.run(["git", "commit", "-q", "-m", f"{message}: {Path(path).name}", "--", str(path)],
+            add = subprocess.run([*git, "add", "--", str(path)], capture_output=True, text=True)
+            done = subprocess.run([*git, "commit", "-q", "-m", f"{message}: {path.name}", "--", str(path)],
                                   capture_output=True, text=True) if add.returncode == 0 else add
             if done.returncode == 0 or "nothing to commit" in done.stdout + done.stderr:
                 return
