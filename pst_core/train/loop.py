@@ -98,8 +98,7 @@ def fit(cfg: TrainConfig, strategy: Strategy, model: Any, tokenizer: Any, is_enc
     if strategy.uses_semantic:
         head = students.make_head(students.hidden_size(model), train.targets.shape[1], getattr(cfg, "head_hidden", 0))
     if cfg.gradient_checkpointing:
-        # Non-reentrant: correct when the embeddings are frozen (LoRA) and under DDP.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        students.enable_checkpointing(model)
     # After the head, so a LoRA run draws its head from the same seed state as a full one.
     peft_model = adapters.apply_lora(cfg, model, tokenizer, is_encoder_decoder) if lora else None
     if precision == "bf16":  # bf16 weights: half the memory traffic; AdamW state follows the weights

@@ -237,6 +237,21 @@ def init_new_tokens(model: Any, tokenizer: Any, tokens: dict[str, int], init: st
                 table[row] = table[source].float().mean(0).to(table.dtype)
 
 
+def enable_checkpointing(model: Any) -> None:
+    """Recompute each block's activations in the backward pass (TrainConfig.gradient_checkpointing).
+
+    Non-reentrant checkpointing: correct when the embeddings are frozen (LoRA), under DDP, and
+    with inputs passed by keyword. transformers 5 renamed the switch to activation checkpointing.
+    """
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"gradient_checkpointing: {type(model).__name__} does not support it; set gradient_checkpointing: false")
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:  # transformers 4
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def hidden_size(model: Any) -> int:
     """The width of the student's last hidden state."""
     cfg = model.config
