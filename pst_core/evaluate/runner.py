@@ -151,7 +151,9 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, *, root: st
 
     strategy = loaded.strategy
     prompts = [strategy.inference_prompt(e.question, list(e.choices or [])) for e in rows]
-    common = dict(batch_size=cfg.batch_size, is_encoder_decoder=loaded.is_encoder_decoder, sort_by_length=cfg.sort_by_length)
+    # A chat-templated prompt (the run's `chat_template`, read from its config) holds its own special tokens.
+    common = dict(batch_size=cfg.batch_size, is_encoder_decoder=loaded.is_encoder_decoder, sort_by_length=cfg.sort_by_length,
+                  add_special_tokens=strategy.add_special_tokens)
     gens = generate(loaded.model, loaded.tokenizer, prompts, stop_strings=strategy.stop_strings(),
                     max_new_tokens=cfg.max_new_tokens, **common)
     rationales: list[str | None] = [None] * len(rows)

@@ -8,7 +8,9 @@ encoder). Train and validation questions identical to a test question are left o
 (`split_examples`). Tokenised sequences are cached under `<store>/cache/tokens/` keyed by tokenizer,
 strategy, length cap and texts; a sequence longer than the cap loses rationale tokens only, and a
 row whose answer cannot fit is dropped before training (`drop_too_long`). `fingerprint` names the
-assembled data, so a run is reused only on the data it was trained on.
+assembled data, so a run is reused only on the data it was trained on. With `chat_template` each
+prompt is tokenised through the student's chat template (`strategies.chat_prompt`), exactly as
+`Strategy.inference_prompt` renders it at inference.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pst_core import answers, examples, schemas, store
 from pst_core.errors import DataError
 from pst_core.train.config import TrainConfig
 from pst_core.train.losses import NONE, RATIONALE
-from pst_core.train.strategies import EOS, SEM, SEP, Row, Seq, Strategy
+from pst_core.train.strategies import EOS, SEM, SEP, Row, Seq, Strategy, chat_prompt
 
 if TYPE_CHECKING:
     import torch
@@ -229,8 +231,10 @@ def tokenize(rows: list[Row], strategy: Strategy, tokenizer: Any, max_length: in
     key = None
     if cache_dir:
         texts = json.dumps([[r.question, r.answer, list(r.choices), r.rationale] for r in rows], ensure_ascii=False)
-        key = hashlib.sha256("|".join([CACHE_VERSION, strategy.name, str(max_length), str(is_encoder_decoder),
-                                       tokenizer_fingerprint(tokenizer), texts]).encode()).hexdigest()[:32]
+        parts = [CACHE_VERSION, strategy.name, str(max_length), str(is_encoder_decoder), tokenizer_fingerprint(tokenizer), texts]
+        if strategy.chat:  # appended only when on, so the plain prompt's cache keys stay as they were
+            parts.append("chat:" + str(tokenizer.chat_template))
+        key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
         path = f"{cache_dir.rstrip('/')}/{key}.parquet"
         fs, local = store.filesystem(path)
         if fs.exists(local):
@@ -239,7 +243,7 @@ def tokenize(rows: list[Row], strategy: Strategy, tokenizer: Any, max_length: in
     out = Tokenized([], [], [], [], [], [])
     for i, row in enumerate(rows):
         for seq in strategy.format(row):
-            fitted = _fitted(seq, tokenizer, max_length, is_encoder_decoder)
+            fitted = _fitted(seq, tokenizer, max_length, is_encoder_decoder, strategy.chat)
             if fitted is None:
                 raise DataError(f"row {row.example_id}: prompt tail and answer do not fit max_length={max_length}; "
                                 "leave such rows out with pst_core.train.data.drop_too_long (pst train does)")
@@ -255,13 +259,24 @@ def tokenize(rows: list[Row], strategy: Strategy, tokenizer: Any, max_length: in
     return out
 
 
-def _fitted(seq: Seq, tokenizer: Any, max_length: int, enc_dec: bool) -> tuple[list[int], list[int], list[int], int] | None:
+def prompt_ids(tokenizer: Any, prompt: str, chat: bool = False) -> list[int]:
+    """Token ids of a training prompt: the text with the tokenizer's special tokens, or (`chat`) its
+    chat-template rendering, which carries its own (`Strategy.inference_prompt` at inference)."""
+    if chat:
+        return tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+    return tokenizer(prompt)["input_ids"]
+
+
+def _fitted(seq: Seq, tokenizer: Any, max_length: int, enc_dec: bool,
+            chat: bool = False) -> tuple[list[int], list[int], list[int], int] | None:
     """(prompt, target, roles, SEM index or -1) of one sequence fitted into `max_length`, or None."""
-    prompt = tokenizer(seq.prompt)["input_ids"]
+    prompt = prompt_ids(tokenizer, seq.prompt, chat)
     target: list[int] = []
     roles: list[int] = []
     sem, span = -1, None
     for text, role in seq.pieces:
+        if chat and not target and text is not EOS:
+            text = text.lstrip()  # an assistant turn starts at the line the template opens, with no space
         ids = [tokenizer.eos_token_id] if text is EOS else tokenizer(text, add_special_tokens=False)["input_ids"]
         if text == SEM:
             sem = len(target)
@@ -322,7 +337,7 @@ def drop_too_long(td: TrainData, strategy: Strategy, tokenizer: Any, max_length:
     sequences), counted in `notes["dropped_too_long"]`; PST targets follow the kept rows."""
     tokenizer = _with_delimiters(tokenizer)
     keep = [i for i, row in enumerate(td.rows)
-            if all(_fitted(seq, tokenizer, max_length, is_encoder_decoder) is not None for seq in strategy.format(row))]
+            if all(_fitted(seq, tokenizer, max_length, is_encoder_decoder, strategy.chat) is not None for seq in strategy.format(row))]
     dropped = len(td.rows) - len(keep)
     if dropped:
         log.info("dropped %d of %d rows whose answer does not fit max_length=%d", dropped, len(td.rows), max_length)

@@ -2,7 +2,7 @@
 
 It decodes with the evaluation engine (`pst_core.evaluate.generate`) and the strategy's own
 inference rule, so the checkpoint picked on validation is scored exactly as `pst eval` will score
-it on test: same prompts, left padding, per-row stop at SEM/EOS and answer parsing.
+it on test: same prompts (chat-templated ones too), left padding, per-row stop at SEM/EOS and answer parsing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def score(model: Any, tokenizer: Any, strategy: Strategy, rows: list[Row], max_n
         return {"hits": 0, "delimited": 0}
     prompts = [strategy.inference_prompt(r.question, list(r.choices)) for r in rows]
     gens = generate(model, tokenizer, prompts, stop_strings=strategy.stop_strings(), max_new_tokens=max_new_tokens,
-                    batch_size=batch_size)
+                    batch_size=batch_size, add_special_tokens=strategy.add_special_tokens)
     hits = delimited = 0
     for row, g in zip(rows, gens):
         pred = answers.extract(strategy.answer_text(g.text), row.answer_type, list(row.choices))

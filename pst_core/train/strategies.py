@@ -12,6 +12,12 @@ is returned separately (unweighted) so the loop logs each one.
 | prefix        | [label] x→y, [rationale] x→r | α·NTP(y | ·) + (1−α)·NTP(r | ·)           |
 | post_thinking | y ⊕ SEM ⊕ r           | w_y·NTP(y | x) + w_r·NTP(r | x, y, SEM)          |
 | pst           | y ⊕ SEM ⊕ r           | NTP(y | x) + λ_r·NTP(r | ·) + λ_sem·L_sem        |
+
+The prompt x is `Question: ... Answer:` as plain text; with `TrainConfig.chat_template` it is the
+question alone as the user turn of the student's own chat template (`chat_prompt`), in training
+(`data.tokenize`) and at inference (`inference_prompt`) alike, so an instruct student reads the
+format it was tuned on and a chat endpoint serving it needs no pst-specific prompt. The target
+(its leading space aside: a reply starts the assistant turn) and the inference rule are the same.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pst_core.errors import ConfigError
 from pst_core.prompts import lists_choices
 from pst_core.registry import Registry
 from pst_core.train import losses
@@ -67,11 +74,26 @@ def question_prompt(question: str, choices: list[str] | tuple[str, ...] = ()) ->
     Fine-tune-CoT's choice questions end in "Answer Choices: (A) ...", and a second list would show
     every option twice.
     """
-    lines = [f"Question: {question.strip()}"]
+    return f"Question: {chat_question(question, choices)}\nAnswer:"
+
+
+def chat_question(question: str, choices: list[str] | tuple[str, ...] = ()) -> str:
+    """The question with its choices (when it does not show them): the user's message of a
+    chat-templated prompt, and the middle of `question_prompt`."""
+    lines = [question.strip()]
     if choices and not lists_choices(question, choices):
         lines.append("Choices: " + " ".join(choices))
-    lines.append("Answer:")
     return "\n".join(lines)
+
+
+def chat_prompt(tokenizer: Any, text: str) -> str:
+    """`text` as one user turn of the tokenizer's chat template, ending in the assistant's generation
+    prompt: what an instruct student reads with `chat_template` on (its template's own system
+    prompt and BOS included, so the string is tokenised without adding special tokens)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"chat_template: true needs a student whose tokenizer has a chat template ({type(tokenizer).__name__} "
+                          "has none): use an instruct student or set chat_template: false")
+    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
 
 
 @dataclass
@@ -101,20 +123,48 @@ class Strategy:
     def __init__(self, cfg: TrainConfig | None = None) -> None:
         self.cfg = cfg if cfg is not None else self.config_cls(strategy=self.name)
         self.eos_token: str | None = None
+        self.tokenizer: Any = None
 
     def bind(self, tokenizer: Any) -> Strategy:
-        """Remember the tokenizer's EOS text for `stop_strings` (done by training and `load_run`)."""
+        """Remember the tokenizer (its EOS text for `stop_strings`, its chat template for prompts);
+        done by training and `load_run`."""
         self.eos_token = tokenizer.eos_token
+        self.tokenizer = tokenizer
         return self
+
+    @property
+    def chat(self) -> bool:
+        """Whether prompts go through the student's chat template (`TrainConfig.chat_template`)."""
+        return bool(getattr(self.cfg, "chat_template", False))
+
+    @property
+    def add_special_tokens(self) -> bool:
+        """Whether tokenising a model input adds the tokenizer's special tokens (BOS): not for a
+        chat-templated prompt, which already holds the ones its template writes."""
+        return not self.chat
 
     # -- formatting ---------------------------------------------------------------------------
     def format(self, row: Row) -> list[Seq]:
         """Row -> the sequences this strategy trains on."""
         raise NotImplementedError
 
+    def question_text(self, question: str, choices: list[str] | tuple[str, ...]) -> str:
+        """The prompt x before any chat template: `question_prompt`, or with `chat_template` the
+        question alone (`chat_question`), which the template then wraps as the user's turn."""
+        return chat_question(question, choices) if self.chat else question_prompt(question, choices)
+
+    def prompt_text(self, question: str, choices: list[str] | tuple[str, ...]) -> str:
+        """The inference prompt before any chat template (the `Seq.prompt` of the view answered from)."""
+        return self.question_text(question, choices)
+
+    def model_input(self, text: str, tokenizer: Any = None) -> str:
+        """The exact string the student reads for the prompt `text`: the text itself, or with
+        `chat_template` one user turn of the (given or bound) tokenizer's chat template."""
+        return chat_prompt(tokenizer if tokenizer is not None else self.tokenizer, text) if self.chat else text
+
     def inference_prompt(self, question: str, choices: list[str]) -> str:
-        """The exact model input at inference time."""
-        return question_prompt(question, choices)
+        """The exact model input at inference time (tokenised with `add_special_tokens`)."""
+        return self.model_input(self.prompt_text(question, choices))
 
     def stop_strings(self) -> list[str]:
         """Strings at which generation may stop."""
@@ -167,7 +217,7 @@ class AnswerOnly(Strategy):
     uses_rationale = False
 
     def format(self, row: Row) -> list[Seq]:
-        return [Seq(question_prompt(row.question, row.choices), ((_ans(row), ANSWER), (EOS, ANSWER)))]
+        return [Seq(self.question_text(row.question, row.choices), ((_ans(row), ANSWER), (EOS, ANSWER)))]
 
 
 @STRATEGIES.register("pre_thinking")
@@ -179,7 +229,7 @@ class PreThinking(Strategy):
 
     def format(self, row: Row) -> list[Seq]:
         pieces = ((_rat(row), RATIONALE), (SEP, RATIONALE), (_ans(row), ANSWER), (EOS, ANSWER))
-        return [Seq(question_prompt(row.question, row.choices), pieces)]
+        return [Seq(self.question_text(row.question, row.choices), pieces)]
 
     def answer_text(self, generated: str) -> str:
         # Strict, as Fine-tune-CoT: no SEP (the budget ran out mid-rationale) means no answer.
@@ -197,14 +247,14 @@ class Prefix(Strategy):
     config_cls = PrefixConfig
 
     def format(self, row: Row) -> list[Seq]:
-        x = question_prompt(row.question, row.choices)
+        x = self.question_text(row.question, row.choices)
         return [
             Seq(LABEL_PREFIX + x, ((_ans(row), ANSWER), (EOS, ANSWER)), LABEL_VIEW),
             Seq(RATIONALE_PREFIX + x, ((_rat(row), RATIONALE), (EOS, RATIONALE)), RATIONALE_VIEW),
         ]
 
-    def inference_prompt(self, question: str, choices: list[str]) -> str:
-        return LABEL_PREFIX + question_prompt(question, choices)
+    def prompt_text(self, question: str, choices: list[str] | tuple[str, ...]) -> str:
+        return LABEL_PREFIX + self.question_text(question, choices)
 
     def loss(self, out, batch):
         label = self.ntp(out, batch, ANSWER)
@@ -224,7 +274,7 @@ class PostThinking(Strategy):
 
     def format(self, row: Row) -> list[Seq]:
         pieces = ((_ans(row), ANSWER), (SEM, ANSWER), (_rat(row), RATIONALE), (EOS, RATIONALE))
-        return [Seq(question_prompt(row.question, row.choices), pieces)]
+        return [Seq(self.question_text(row.question, row.choices), pieces)]
 
     def stop_strings(self) -> list[str]:
         return [SEM, *super().stop_strings()]
