@@ -24,7 +24,7 @@ app = typer.Typer(
 # Command modules, in pipeline order; each adds its commands or sub-groups to `app`.
 # Modules outside pst_core (the Prefect side, `flows.commands`) are optional: skipped when
 # their dependencies are not installed, so the library CLI works without Prefect.
-COMMAND_MODULES = ["pst_core.commands.data", "pst_core.commands.teacher", "pst_core.commands.harvest", "pst_core.commands.store", "pst_core.commands.embed", "pst_core.commands.train", "pst_core.commands.evaluate"]
+COMMAND_MODULES = ["pst_core.commands.data", "pst_core.commands.teacher", "pst_core.commands.harvest", "pst_core.commands.store", "pst_core.commands.embed", "pst_core.commands.train", "pst_core.commands.evaluate", "pst_core.commands.export"]
 OPTIONAL_COMMAND_MODULES: list[str] = ["flows.commands"]
 
 
