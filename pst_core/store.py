@@ -3,8 +3,12 @@
 Layout: `<root>/<dataset>/<key>=<value>/.../part-<time>-<uuid>.parquet`. Partition columns live
 in the folder names only (never inside the files), so `pandas.read_parquet(dir)`,
 `pyarrow.dataset(dir, partitioning="hive")` and `datasets.load_dataset("parquet", ...)` all read
-the store as-is. A part is written under a dot-prefixed temporary name and renamed when complete,
-so a crash never leaves a half-written part that readers would see (readers skip `.`/`_` names).
+the store as-is. On a local disk a part is written under a dot-prefixed temporary name and renamed
+when complete, so a crash never leaves a half-written part that readers would see (readers skip
+`.`/`_` names). An object store has no rename, but it publishes an object only when its upload
+completes (one PUT, or a multipart upload's final commit): a part is serialised in memory first
+and uploaded whole, so neither an exception nor a kill mid-write leaves a partial object.
+Object-store listings are never cached (`filesystem`): other processes add and remove parts.
 Parts are immutable once published, but a writer may replace one of its parts by a larger one
 (a new name, then the old one removed) and compaction removes the parts it merged, so a part
 listed by a reader can vanish before it is opened: `retry_vanished` reads again from a fresh
@@ -34,10 +38,17 @@ T = TypeVar("T")
 
 
 def filesystem(root: str):
-    """Return (fsspec filesystem, path) for a local path or a URI such as s3://bucket/prefix."""
-    import fsspec.core
+    """Return (fsspec filesystem, path) for a local path or a URI such as s3://bucket/prefix.
 
-    fs, path = fsspec.core.url_to_fs(root)
+    Remote listings are not cached: s3fs would otherwise keep serving a folder listing taken
+    before another harvester added a part (or a compaction removed one). Credentials and the
+    endpoint come from the client's own environment (AWS_* variables), never from pst.
+    """
+    import fsspec.core
+    from fsspec.utils import get_protocol
+
+    options = {} if get_protocol(str(root)) in ("file", "local") else {"use_listings_cache": False}
+    fs, path = fsspec.core.url_to_fs(str(root), **options)
     return fs, path
 
 
@@ -83,10 +94,31 @@ def write_part(directory: str, table: pa.Table, schema: pa.Schema | None = None,
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-    else:  # object stores publish an object only when its upload completes
-        with fs.open(final, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
+    else:
+        # Never stream into fs.open(): its __exit__ commits the upload even when write_table raised
+        # halfway, publishing a truncated part. The whole file is built first, then sent at once.
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        fs.pipe_file(final, sink.getvalue().to_pybytes())
     return final if is_local(fs) else f"{fs.unstrip_protocol(final)}"
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Replace the small file `uri` atomically: temp file + os.replace locally, one PUT on an object store."""
+    fs, path = filesystem(uri)
+    parent = path.rsplit("/", 1)[0]
+    fs.makedirs(parent, exist_ok=True)
+    if not is_local(fs):
+        fs.pipe_file(path, data)
+        return
+    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -125,12 +157,17 @@ def retry_vanished(read: Callable[[], T], retries: int = VANISHED_RETRIES) -> T:
 
 
 def list_parts(directory: str) -> list[str]:
-    """Visible part files directly or recursively under `directory`, sorted by name."""
+    """Visible part files directly or recursively under `directory`, sorted by name.
+
+    Local paths locally, full URIs (`s3://bucket/...`) on a remote filesystem, so each one names
+    its filesystem again through `filesystem(part)`.
+    """
     fs, path = filesystem(directory)
     if not fs.exists(path):
         return []
     files = fs.find(path)
-    return sorted(f for f in files if f.endswith(".parquet") and not any(seg.startswith((".", "_")) for seg in f[len(path):].split("/")))
+    found = sorted(f for f in files if f.endswith(".parquet") and not any(seg.startswith((".", "_")) for seg in f[len(path):].split("/")))
+    return found if is_local(fs) else [fs.unstrip_protocol(f) for f in found]
 
 
 def read_dataset(

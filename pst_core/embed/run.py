@@ -34,7 +34,7 @@ def rationale_parts(root: str, teacher: str | None = None, task: str | None = No
     base = f"{root.rstrip('/')}/{RATIONALES}"
     _, base_path = store.filesystem(base)
     wanted = {f"teacher={teacher}" if teacher else None, f"task={task}" if task else None} - {None}
-    return [p for p in store.list_parts(base) if wanted <= set(p[len(base_path):].split("/"))]
+    return [p for p in store.list_parts(base) if wanted <= set(store.filesystem(p)[1][len(base_path):].split("/"))]
 
 
 def iter_rationales(root: str, parts: list[str], rows_per_batch: int, vanished: list[str] | None = None) -> Iterator[tuple[int, list[str]]]:
@@ -212,7 +212,5 @@ def _progress_bar(total: int, label: str, enabled: bool) -> Any:
 
 def _record_run(root: str, ref: enc.EncoderRef, cfg: EmbedConfig, summary: EmbedSummary) -> None:
     """Store the config and counts of a run beside its parts (`_runs/` is skipped by readers)."""
-    fs, path = store.filesystem(f"{vectors.encoder_dir(root, ref)}/_runs")
-    fs.makedirs(path, exist_ok=True)
-    with fs.open(f"{path}/run-{time.time_ns():020d}.json", "w") as fh:
-        json.dump({"config": asdict(cfg), "summary": asdict(summary)}, fh, indent=2)
+    record = json.dumps({"config": asdict(cfg), "summary": asdict(summary)}, indent=2).encode()
+    store.write_bytes(f"{vectors.encoder_dir(root, ref)}/_runs/run-{time.time_ns():020d}.json", record)

@@ -40,7 +40,8 @@ def _scan(root: str, ref: enc.EncoderRef, columns: list[str], filter: pc.Express
     parts = store.list_parts(encoder_dir(root, ref))
     if not parts:
         return pa.table({c: pa.array([], type=pa.string()) for c in columns})
-    fs, _ = store.filesystem(root)  # list_parts gives paths without the protocol, as fs expects
+    fs, _ = store.filesystem(root)
+    parts = [store.filesystem(p)[1] for p in parts]  # pyarrow wants the filesystem's own paths, not URIs
     expr = pc.field("encoder_id") == ref.id
     if filter is not None:
         expr = expr & filter
