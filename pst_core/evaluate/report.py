@@ -19,6 +19,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from pst_core import staging
 from pst_core.errors import DataError
 from pst_core.evaluate.runner import output_names, write_json
 
@@ -35,8 +36,8 @@ def noise(row: dict[str, Any]) -> str:
 
 def gather(root: str, runs: list[str] | None = None, split: str = "test") -> list[dict[str, Any]]:
     """Metrics of the named runs (or of every evaluated run, newest per combination), sorted."""
-    runs_dir = Path(root) / "runs"
     name = output_names(split)[1]
+    runs_dir = staging.fetched(root, "runs", f"*/{name}")  # an object store's metrics, copied to a local folder
     if runs:
         paths = [runs_dir / r / name for r in runs]
         missing = [p.parent.name for p in paths if not p.is_file()]
@@ -187,7 +188,7 @@ def build_report(root: str, runs: list[str] | None = None, split: str = "test", 
     rows = gather(root, runs, split)
     if not rows:
         raise DataError(f"no evaluated runs under {root}/runs: run `pst eval --run RUN_ID` first")
-    out = Path(out_dir) if out_dir else Path(root) / "reports"
+    out = Path(out_dir) if out_dir else staging.stage_root(root) / "reports"
     out.mkdir(parents=True, exist_ok=True)
     stem = "report" if split == "test" else f"report-{split}"
     md = out / f"{stem}.md"
@@ -196,4 +197,5 @@ def build_report(root: str, runs: list[str] | None = None, split: str = "test", 
     tmp.replace(md)
     png = plot(rows, out / f"{stem}.png", split)
     write_json(out / f"{stem}.json", {"split": split, "rows": rows})
+    staging.push(root, out)  # <root>/reports/ on an object store (a no-op locally or for --out)
     return {"markdown": str(md), "png": str(png), "json": str(out / f"{stem}.json"), "rows": rows}

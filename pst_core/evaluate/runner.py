@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pst_core import answers, examples, store
+from pst_core import answers, examples, staging, store
 from pst_core.config import to_dict
 from pst_core.errors import DataError
 from pst_core.evaluate.config import EvalConfig
@@ -109,7 +109,7 @@ def evaluate_untrained(student: str, task: str, cfg: EvalConfig | None = None, *
     cfg = cfg or EvalConfig()
     cfg = dataclasses.replace(cfg, max_new_tokens=min(cfg.max_new_tokens, UNTRAINED_MAX_NEW_TOKENS))
     root = root or settings.data_root()
-    run_dir = Path(root) / "runs" / untrained_run_id(task, student)
+    run_dir = staging.pull(root, staging.stage_root(root) / "runs" / untrained_run_id(task, student))
     done = stored_metrics(run_dir, cfg)
     if done is not None:
         return done
@@ -132,8 +132,8 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, *, root: st
     from pst_core import settings
 
     cfg = cfg or EvalConfig()
-    run_dir = Path(run_dir)
     root = root or settings.data_root()
+    run_dir = staging.pull(root, staging.localize(root, run_dir))  # a run in an object store: its local stage
     device = resolve_device(cfg.device)
     if loaded is None:
         from pst_core.train.checkpoint import load_run
@@ -184,6 +184,7 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, *, root: st
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     })
     write_json(run_dir / metrics_name, metrics)
+    staging.push(root, run_dir)
     return metrics
 
 
