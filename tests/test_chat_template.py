@@ -204,3 +204,17 @@ def test_real_smollm2_tokenizer_renders_its_system_prompt_once_and_ends_the_repl
                     "<|im_start|>user\n2 plus 3 ?\nChoices: A) 5 B) 6<|im_end|>\n<|im_start|>assistant\n"
                     f"5{SEM} 2 plus 3 is 5<|im_end|>")
     assert SEP not in text
+
+
+def test_export_of_a_chat_run_keeps_the_students_template_and_stops_at_sem_or_im_end(tmp_path):
+    from transformers import AutoTokenizer
+
+    from pst_core.export import export_run
+
+    out = export_run(_chat_run(tmp_path, "pst"), tmp_path / "out").out
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert tok.chat_template == SMOLLM2_TEMPLATE
+    stops = json.loads((out / "generation_config.json").read_text())["eos_token_id"]
+    assert stops == sorted(tok.convert_tokens_to_ids(["<|im_end|>", SEM]))
+    card = (out / "README.md").read_text()
+    assert "the student's chat template, the question as the user message" in card and "Question: {question}" not in card
