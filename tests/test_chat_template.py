@@ -218,3 +218,14 @@ def test_export_of_a_chat_run_keeps_the_students_template_and_stops_at_sem_or_im
     assert stops == sorted(tok.convert_tokens_to_ids(["<|im_end|>", SEM]))
     card = (out / "README.md").read_text()
     assert "the student's chat template, the question as the user message" in card and "Question: {question}" not in card
+
+
+def test_a_template_that_writes_todays_date_gets_a_fixed_one_so_prompts_never_change_by_day():
+    tok = chat_tokenizer()
+    # Llama-3.2-Instruct's system turn: today's date unless the caller gives one.
+    tok.chat_template = ("{%- if not date_string is defined %}{%- set date_string = strftime_now('%d %b %Y') %}{%- endif %}"
+                         "<|im_start|>system\nToday Date: {{ date_string }}<|im_end|>\n"
+                         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                         "<|im_start|>assistant\n")
+    prompt = get_strategy("pst", chat_config("pst")).bind(tok).inference_prompt("2 plus 3 ?", [])
+    assert prompt.startswith("<|im_start|>system\nToday Date: 26 Jul 2024<|im_end|>\n<|im_start|>user\n2 plus 3 ?<|im_end|>")

@@ -40,6 +40,7 @@ SEM = "<|sem|>"
 LABEL_PREFIX = "[label] "
 RATIONALE_PREFIX = "[rationale] "
 EOS = None  # piece text standing for the tokenizer's end-of-sequence token
+CHAT_DATE = "26 Jul 2024"  # the date Llama-3 chat templates fall back to (see `chat_prompt`)
 
 # View ids: which input view a sequence is (only the prefix strategy has two).
 LABEL_VIEW, RATIONALE_VIEW = 0, 1
@@ -93,7 +94,10 @@ def chat_prompt(tokenizer: Any, text: str) -> str:
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError(f"chat_template: true needs a student whose tokenizer has a chat template ({type(tokenizer).__name__} "
                           "has none): use an instruct student or set chat_template: false")
-    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+    # date_string: Llama-3's template otherwise writes today's date into its system turn, so the
+    # same run would read other prompts on other days (its own default date, fixed here).
+    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True,
+                                         date_string=CHAT_DATE)
 
 
 @dataclass
