@@ -72,24 +72,16 @@ def test_stage_two_uses_what_the_raw_completion_adds_and_tolerates_a_space_after
     assert kind == "none" and "not a recorded one" in text
 
 
-def test_batch_lines_without_a_record_are_stored_as_unmatched(store_root: str) -> None:
+@pytest.mark.parametrize("max_attempts", [1, 3])
+def test_batch_lines_without_a_record_are_stored_as_unmatched_once(store_root: str, max_attempts: int) -> None:
+    """No record now means no record on a resubmit: stored after one submission whatever max_attempts."""
     recs = synthetic.write(store_root, "synth", 6)
     with running(Index(recs[:4])) as h:
-        register(store_root, h.url, mode="batch", max_attempts=1)
+        register(store_root, h.url, mode="batch", max_attempts=max_attempts)
         s = harvest(HarvestConfig(teacher="rep", task="synth", poll_s=0.02), store_root)
         assert h.stats()["batch_unmatched"] == 2
     assert (s.succeeded, dict(s.failures)) == (4, {"unmatched": 2})
     assert sorted(r["error"] or "" for r in rationales.read(store_root, deduped=False).to_pylist()) == [""] * 4 + ["unmatched"] * 2
-
-
-def test_unmatched_batch_lines_are_not_resubmitted(store_root: str) -> None:
-    """No record now means no record on a resubmit: stored after one submission whatever max_attempts."""
-    recs = synthetic.write(store_root, "synth", 6)
-    with running(Index(recs[:4])) as h:
-        register(store_root, h.url, mode="batch", max_attempts=3)
-        s = harvest(HarvestConfig(teacher="rep", task="synth", poll_s=0.02), store_root)
-        assert h.stats()["batch_unmatched"] == 2
-    assert (s.succeeded, dict(s.failures)) == (4, {"unmatched": 2})
 
 
 def test_records_file_may_be_json_lines_or_a_json_list(tmp_path: Path) -> None:
