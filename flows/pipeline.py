@@ -1,7 +1,7 @@
 """The pipeline flows: one per stage, and `distill_pipeline` chaining them.
 
 Each stage flow fans out over teachers x tasks (x strategies) by submitting one task per
-combination to the flow's task runner (threads by default; see `task_runner` for Dask). Flows only
+combination to the flow's task runner (threads by default; `flows.runners` for Dask). Flows only
 compose tasks and pass config dicts; every task is cached on the state of the store, so a rerun
 (or a flow retry) skips completed work and a new teacher reruns only what depends on it.
 
@@ -14,12 +14,11 @@ once per teacher.
 from __future__ import annotations
 
 import itertools
-import os
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows import runners
 from flows.config import STRATEGIES, as_list, check_names, load, train_options, validate
 from pst_core import settings
 from pst_core.coverage import skip_line, uses_rationale
@@ -36,13 +35,8 @@ HARVEST_SPLITS = ["train", "validation"]
 
 
 def task_runner() -> Any:
-    """Threads by default; `PST_TASK_RUNNER=dask` uses prefect-dask (`PST_DASK_ADDRESS` for a cluster)."""
-    if os.environ.get("PST_TASK_RUNNER", "threads") == "dask":
-        from prefect_dask import DaskTaskRunner
-
-        address = os.environ.get("PST_DASK_ADDRESS")
-        return DaskTaskRunner(address=address) if address else DaskTaskRunner()
-    return ThreadPoolTaskRunner(max_workers=int(os.environ.get("PST_MAX_WORKERS", "4")))
+    """Threads by default; `PST_TASK_RUNNER=dask` uses prefect-dask (see `flows.runners`)."""
+    return runners.task_runner()
 
 
 def _teachers(root: str, teachers: list[str] | str | None) -> list[str]:
@@ -74,10 +68,15 @@ def harvest_flow(teachers: list[str] | str | None = None, tasks: list[str] | str
 
 @flow(name="embed-flow", task_runner=task_runner())
 def embed_flow(teachers: list[str] | str | None = None, tasks: list[str] | str | None = None, config: str | None = None, overrides: dict | None = None, root: str | None = None) -> list[dict]:
-    """Embed the new rationale texts of teachers x tasks (one at a time: they share the encoder)."""
+    """Embed the new rationale texts of teachers x tasks: one at a time in this process (threads would
+    share one encoder's cores), at once on Dask workers (each process loads its own encoder)."""
     cfg, root = load(config, overrides), root or settings.data_root()
     pairs = itertools.product(_teachers(root, teachers), as_list(tasks) or cfg.get("tasks") or DEFAULT_TASKS)
-    return [embed(root, {**cfg["embed"], "teacher": te, "task": ta}) for te, ta in pairs]
+    configs = [{**cfg["embed"], "teacher": te, "task": ta} for te, ta in pairs]
+    if not runners.in_own_process():
+        return [embed(root, c) for c in configs]
+    futures = [embed.submit(root, c) for c in configs]
+    return [f.result() for f in futures]
 
 
 def train_configs(teachers: list[str], tasks: list[str], strategies: list[str], section: dict[str, Any]) -> list[dict[str, Any]]:
@@ -147,9 +146,14 @@ def distill_pipeline(
     teachers = _teachers(root, as_list(teachers) or cfg.get("teachers"))
     check_names(root, teachers, tasks, as_list(strategies) or cfg.get("strategies"))
     common = {"config": config, "overrides": overrides, "root": root}
-    prepared = prepare_flow(tasks=tasks, **common)
-    harvested = harvest_flow(teachers=teachers, tasks=tasks, **common)
-    embedded = embed_flow(teachers=teachers, tasks=tasks, **common)
-    runs = train_flow(teachers=teachers, tasks=tasks, strategies=strategies or cfg.get("strategies"), **common)
-    evaluated = evaluate_flow(runs=[r["run_id"] for r in runs], untrained_tasks=tasks if cfg.get("untrained") else None, **common)
+    with runners.for_stages() as runner:  # with Dask: one cluster for every stage
+
+        def stage(f: Any) -> Any:
+            return f.with_options(task_runner=runner)
+
+        prepared = stage(prepare_flow)(tasks=tasks, **common)
+        harvested = stage(harvest_flow)(teachers=teachers, tasks=tasks, **common)
+        embedded = stage(embed_flow)(teachers=teachers, tasks=tasks, **common)
+        runs = stage(train_flow)(teachers=teachers, tasks=tasks, strategies=strategies or cfg.get("strategies"), **common)
+        evaluated = stage(evaluate_flow)(runs=[r["run_id"] for r in runs], untrained_tasks=tasks if cfg.get("untrained") else None, **common)
     return {"prepare": prepared, "harvest": harvested, "embed": embedded, "train": runs, **evaluated}

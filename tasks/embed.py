@@ -10,6 +10,7 @@ from prefect import task
 from pst_core import store
 from pst_core.config import from_dict
 from tasks.artifacts import publish_preview
+from tasks.placement import executor
 from tasks.policy import RETRY_OPTIONS, store_cache
 
 
@@ -39,4 +40,4 @@ def embed(root: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
     outputs = [path] if store.list_parts(path) else []
     for p in outputs:
         publish_preview(p)
-    return {**dataclasses.asdict(summary), "outputs": outputs}
+    return {**dataclasses.asdict(summary), "outputs": outputs, "worker": executor()}

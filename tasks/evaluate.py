@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from pst_core.config import from_dict
 from tasks.artifacts import artifact_key, markdown_table, publish_metrics, publish_preview
 from tasks.policy import RETRY_OPTIONS, stat_fingerprint, store_cache
-from tasks.train import MODEL_LOCK
+from tasks.train import model_lock
 
 METRIC_COLUMNS = ("task", "strategy", "teacher", "accuracy", "ci_low", "ci_high", "majority_accuracy", "n", "mean_new_tokens",
                   "mean_latency_ms")
@@ -29,7 +29,7 @@ def evaluate(root: str, run_id: str, config: dict[str, Any] | None = None) -> di
     from pst_core.evaluate.runner import evaluate_run, output_names
 
     cfg = from_dict(EvalConfig, config)
-    with MODEL_LOCK:  # see tasks.train: one model loads at a time per process
+    with model_lock():  # see tasks.train: one model loads at a time per process
         metrics = evaluate_run(f"{root}/runs/{run_id}", cfg, root=root)
     predictions = str(Path(root) / "runs" / run_id / output_names(cfg.split)[0])
     publish_preview(predictions, artifact_key("predictions", run_id))
@@ -47,7 +47,7 @@ def evaluate_untrained(root: str, task_name: str, student: str, config: dict[str
     from pst_core.evaluate.runner import evaluate_untrained as run_untrained
 
     cfg = from_dict(EvalConfig, config)
-    with MODEL_LOCK:
+    with model_lock():
         metrics = run_untrained(student, task_name, cfg, root=root)
     publish_metrics(f"metrics {metrics['run_id']}", [{k: metrics.get(k) for k in METRIC_COLUMNS}], key=artifact_key("metrics", metrics["run_id"]))
     return metrics

@@ -9,6 +9,7 @@ from prefect import task
 from pst_core import store
 from pst_core.config import from_dict
 from tasks.artifacts import artifact_key, progress_reporter, publish_preview
+from tasks.placement import executor
 from tasks.policy import RETRY_OPTIONS, store_cache
 
 # Teacher fields that change the requests; like the request key, never the URL, limits or key.
@@ -42,4 +43,4 @@ def harvest(root: str, config: dict[str, Any]) -> dict[str, Any]:
     for p in outputs:
         publish_preview(p)
     # Failed requests are sent again by the next run, so a record with failures is not reused.
-    return {**summary.as_dict(), "outputs": outputs, "complete": summary.failed == 0}
+    return {**summary.as_dict(), "outputs": outputs, "complete": summary.failed == 0, "worker": executor()}

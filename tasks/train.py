@@ -19,6 +19,13 @@ from tasks.policy import RETRY_OPTIONS, digest, stat_fingerprint, store_cache
 MODEL_LOCK = threading.Lock()
 
 
+def model_lock() -> threading.Lock:
+    """This process's MODEL_LOCK. Task bodies take it through this function, never the global: a
+    task shipped to a Dask worker is pickled by value with the globals it names, and a lock cannot
+    be pickled, while a module function travels by reference (the worker uses its own lock)."""
+    return MODEL_LOCK
+
+
 # The teacher of a strategy that reads no rationale (answer_only): one run per task serves every
 # teacher, so a new teacher neither retrains it nor meets another teacher's run of the same data.
 NO_TEACHER = "none"
@@ -70,7 +77,7 @@ def train(root: str, config: dict[str, Any]) -> dict[str, Any]:
     config = teacher_free(config)
     cfg = resolve({"progress": False, **config})
     run_id = run_id_of(config, data_fingerprint(cfg, root))
-    with MODEL_LOCK:
+    with model_lock():
         run_dir, metrics = run(cfg, root, run_id=run_id)
     flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     publish_metrics(f"training {run_id}", [flat] if flat else [], key=artifact_key("train", run_id))
