@@ -212,3 +212,22 @@ def test_a_stored_config_without_options_added_since_is_the_same_config():
     assert checkpoint.same_config(old, cfg)
     assert not checkpoint.same_config(old, config.replace(cfg, lora_r=8))  # a new option set differently is another run
     assert not checkpoint.same_config({**old, "lr": 1.0}, cfg)
+
+
+def test_pst_train_with_lora_and_tensorboard_from_the_command_line(store_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from pst_core.cli import app
+    from test_train_loop import _tiny_store
+
+    _tiny_store(store_root, tmp_path / "student")
+    args = ["train", "--strategy", "post_thinking", "--teacher", "fake", "--task", "toy", "--student", str(tmp_path / "student"),
+            "--max-steps", "3", "--run-id", "r1", "--lora-r", "4", "--report-to", "tensorboard", "--gradient-checkpointing"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    run = Path(store_root) / "runs" / "r1"
+    stored = json.loads((run / "config.json").read_text())
+    assert (stored["lora_r"], stored["report_to"], stored["gradient_checkpointing"]) == (4, ["tensorboard"], True)
+    assert adapters.is_adapter(run / "checkpoint") and list((run / "tb").glob("events.out.tfevents.*"))
+    loaded = checkpoint.load_run(str(run), root=store_root)  # as `pst eval` loads it: the adapter merged onto the student
+    assert loaded.strategy.name == "post_thinking" and not hasattr(loaded.model, "peft_config")
