@@ -52,7 +52,7 @@ def fit(cfg, run_dir: Path, model=None, on_step=None):
     rows = F.rows(8)
     model = model if model is not None else F.causal(len(tok), seed=3)
     metrics = loop.fit(cfg, get_strategy(cfg.strategy, cfg), model, tok, False, data.TrainData(rows, F.targets(8)),
-                       data.TrainData(rows[:4], F.targets(4)), str(run_dir), on_step=on_step)
+                       data.TrainData(rows[:4], F.targets(4)), str(run_dir), val_questions=rows[:4], on_step=on_step)
     return metrics, model, tok
 
 
@@ -91,7 +91,9 @@ def test_lora_trains_only_adapters_new_token_rows_and_head(student_dir, tmp_path
 
 
 def test_lora_checkpoint_is_an_adapter_and_loads_merged_as_trained(student_dir, tmp_path):
-    _, model, tok = fit(lora_cfg(student_dir, max_steps=4, eval_every=4), tmp_path / "run")
+    metrics, model, tok = fit(lora_cfg(student_dir, max_steps=4, eval_every=4, select_by="exact_match", eval_max_new_tokens=4),
+                              tmp_path / "run")
+    assert "val_exact_match" in metrics["best"]  # validation generates with the adapters in place
     folder = tmp_path / "run" / "checkpoint"
     assert adapters.is_adapter(folder) and not (folder / "model.safetensors").exists()
     assert (folder / "config.json").is_file() and (folder / "sem_head.safetensors").is_file()
@@ -203,6 +205,10 @@ def test_lora_options_are_checked():
     students.add_special_tokens(model, tok)
     with pytest.raises(ConfigError, match="lora_target_modules"):
         adapters.apply_lora(config.resolve({"strategy": "pst", "lora_r": 4, "lora_target_modules": ["nope"]}), model, tok, False)
+    with pytest.raises(ConfigError, match="lora_modules_to_save: lm_head are the embeddings"):
+        adapters.apply_lora(config.resolve({"strategy": "pst", "lora_r": 4, "lora_modules_to_save": ["lm_head"]}), model, tok, False)
+    with_norm = adapters.apply_lora(config.resolve({"strategy": "pst", "lora_r": 4, "lora_modules_to_save": ["norm"]}), model, tok, False)
+    assert any("modules_to_save" in n and p.requires_grad for n, p in with_norm.named_parameters())
 
 
 def test_a_stored_config_without_options_added_since_is_the_same_config():

@@ -62,6 +62,12 @@ def token_layers(model: Any, ids: list[int]) -> list[int] | dict[str, list[int]]
     return {names[id(inp)].rsplit(".", 1)[-1]: ids, names[id(out)].rsplit(".", 1)[-1]: ids}
 
 
+def embedding_names(model: Any) -> set[str]:
+    """The module names (last component) of the input and output embeddings."""
+    tables = {id(model.get_input_embeddings()), id(model.get_output_embeddings())}
+    return {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if id(m) in tables and n}
+
+
 def lora_config(cfg: Any, model: Any, tokenizer: Any, is_encoder_decoder: bool) -> Any:
     """The peft `LoraConfig` of a TrainConfig with `lora_r > 0`."""
     try:
@@ -69,6 +75,11 @@ def lora_config(cfg: Any, model: Any, tokenizer: Any, is_encoder_decoder: bool) 
     except ImportError:
         raise ConfigError("lora_r > 0 needs the peft package: pip install peft") from None
     ids = new_token_ids(tokenizer)
+    tables = embedding_names(model)
+    if tables & set(cfg.lora_modules_to_save):
+        raise ConfigError(f"lora_modules_to_save: {', '.join(sorted(tables & set(cfg.lora_modules_to_save)))} are the embeddings, "
+                          "whose SEP/SEM rows LoRA trains already (peft cannot train their rows and the whole table at once); "
+                          "drop them, or train every weight with lora_r: 0")
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=target_modules(model, cfg.lora_target_modules),
                       modules_to_save=list(cfg.lora_modules_to_save) or None,
@@ -80,10 +91,11 @@ def apply_lora(cfg: Any, model: Any, tokenizer: Any, is_encoder_decoder: bool) -
     """Wrap `model` (special tokens already added) in a peft model; `model` itself now holds the adapters."""
     from peft import get_peft_model
 
+    lora = lora_config(cfg, model, tokenizer, is_encoder_decoder)
     try:
-        return get_peft_model(model, lora_config(cfg, model, tokenizer, is_encoder_decoder))
+        return get_peft_model(model, lora)
     except ValueError as exc:  # e.g. a target module name the architecture does not have
-        raise ConfigError(f"lora_target_modules: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"LoRA (lora_target_modules, lora_modules_to_save): {str(exc).splitlines()[0]}") from None
 
 
 def is_adapter(folder: str | Path) -> bool:
