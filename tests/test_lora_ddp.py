@@ -66,7 +66,7 @@ def test_lora_under_ddp_keeps_replicas_identical_and_resumes(tmp_path):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", __file__, str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     p0, p1 = (torch.load(tmp_path / f"straight-trainable-{r}.pt") for r in (0, 1))
     assert p0.keys() == p1.keys() and all(torch.equal(p0[k], p1[k]) for k in p0)
