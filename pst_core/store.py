@@ -156,6 +156,34 @@ def retry_vanished(read: Callable[[], T], retries: int = VANISHED_RETRIES) -> T:
     raise AssertionError("unreachable")
 
 
+def read_listed(files: list[str], relist: Callable[[], list[str]], read_one: Callable[[str], T],
+                retries: int = VANISHED_RETRIES) -> list[T]:
+    """`read_one` of every part in `files`; when some vanished, list again and read the parts not read yet.
+
+    Re-reading everything after each vanished part rarely converges on an object store, where a
+    read takes about as long as a busy writer takes to replace its part; reading only the new
+    names does. A vanished part's rows are in a part published before it was removed, which the
+    fresh listing holds (duplicates of rows already read are for the caller's dedupe).
+    """
+    done: set[str] = set()
+    out: list[T] = []
+    pending = list(files)
+    for attempt in range(retries + 1):
+        gone = False
+        for f in pending:
+            try:
+                out.append(read_one(f))
+            except FileNotFoundError:
+                gone = True
+                continue
+            done.add(f)
+        if not gone:
+            return out
+        time.sleep(0.01 * (attempt + 1))
+        pending = [f for f in relist() if f not in done]
+    raise FileNotFoundError(f"parts kept vanishing after {retries} fresh listings")
+
+
 def list_parts(directory: str) -> list[str]:
     """Visible part files directly or recursively under `directory`, sorted by name.
 

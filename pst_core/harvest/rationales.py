@@ -84,11 +84,23 @@ def where(directory: str) -> tuple[str, str, str, str]:
 
 
 def _read(directory: str, files: list[str], columns: list[str], filter: pc.Expression | None = None) -> pa.Table:
-    """`columns` of these parts of `directory` (old parts lacking a newer column read it as nulls)."""
+    """`columns` of these parts of `directory` (old parts lacking a newer column read it as nulls).
+
+    All at once; when a listed part vanished meanwhile (a writer replaced it, a compaction merged
+    it), part by part from fresh listings instead (`store.read_listed`).
+    """
     fs, _ = store.filesystem(directory)
-    with readable(files):
-        ds = pads.dataset([store.filesystem(f)[1] for f in files], format="parquet", filesystem=fs, schema=schemas.RATIONALES)
-        return ds.to_table(columns=columns, filter=filter)
+
+    def scan(parts: list[str]) -> pa.Table:
+        with readable(parts):
+            ds = pads.dataset([store.filesystem(f)[1] for f in parts], format="parquet", filesystem=fs, schema=schemas.RATIONALES)
+            return ds.to_table(columns=columns, filter=filter)
+
+    try:
+        return scan(files)
+    except FileNotFoundError:
+        tables = store.read_listed(files, lambda: store.list_parts(directory), lambda f: scan([f]))
+        return pa.concat_tables(tables) if tables else schemas.RATIONALES.empty_table().select(columns)
 
 
 def judged(directory: str) -> tuple[pa.Table, int]:
