@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,8 @@ def pull(root: str, local: str | Path) -> Path:
     if target is None:
         return local
     fs, base = store.filesystem(target)
-    for _ in range(PULL_ATTEMPTS):
+    for attempt in range(PULL_ATTEMPTS):
+        time.sleep(0.2 * attempt)  # a push running now commits its manifest meanwhile
         remote = _remote_manifest(fs, base)
         synced = _read_synced(local)
         if remote is None:
@@ -185,8 +187,8 @@ def pull(root: str, local: str | Path) -> Path:
                 (local / rel).unlink(missing_ok=True)
             _write_synced(local, remote)
             return local
-    raise DataError(f"{target} is being written by another process (its files keep changing under its manifest): "
-                    "retry when that run or evaluation has finished")
+    raise DataError(f"{target} does not match its manifest (a push of it was cut short, or is running now): rerun the "
+                    "stage that wrote it (`pst train` or `pst eval`), or retry when that process has finished")
 
 
 def _download(fs: Any, base: str, local: Path, remote: dict[str, dict[str, Any]]) -> bool:
