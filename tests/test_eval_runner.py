@@ -136,3 +136,19 @@ def test_missing_examples_is_one_clear_error(store_root: str, tmp_path: Path) ->
 
     with pytest.raises(DataError, match="pst data prepare --task toy"):
         evaluate_run(tmp_path, EvalConfig(), loaded=tiny_run("pst"))
+
+
+def test_evaluation_metrics_go_to_the_trackers_the_run_trained_with(store_root: str, tmp_path: Path, monkeypatch) -> None:
+    from pst_core.train import tracking
+
+    write_examples(store_root, "validation")
+    calls = []
+    monkeypatch.setattr(tracking, "log_evaluation", lambda run_dir, metrics, prefix: calls.append((Path(run_dir).name, metrics["accuracy"], prefix)))
+    run = tiny_run("pst")
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    evaluate_run(run_dir, EvalConfig(split="validation", max_new_tokens=4, bootstrap_samples=20), loaded=run)
+    assert calls == []  # report_to empty: no tracker
+    run.config["report_to"] = ["tensorboard"]
+    metrics = evaluate_run(run_dir, EvalConfig(split="validation", max_new_tokens=4, bootstrap_samples=20), loaded=run)
+    assert calls == [("r1", metrics["accuracy"], "validation_")]

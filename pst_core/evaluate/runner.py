@@ -184,6 +184,10 @@ def evaluate_run(run_dir: str | Path, cfg: EvalConfig | None = None, *, root: st
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     })
     write_json(run_dir / metrics_name, metrics)
+    if train_cfg.get("report_to"):  # the evaluation joins the tracker runs the training logged to
+        from pst_core.train.tracking import log_evaluation
+
+        log_evaluation(run_dir, metrics, prefix=f"{cfg.split}_")
     staging.push(root, run_dir)
     return metrics
 
