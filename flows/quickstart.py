@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pst_core import settings
+from pst_core import settings, staging
 from pst_core.errors import ConfigError
 
 DEFAULT_CONFIG = "configs/quickstart.yaml"
@@ -38,7 +38,7 @@ def config_path(path: str | None) -> str:
 
 def tiny_student(root: str, layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, seed: int = 0) -> str:
     """A random-init Llama with SmolLM2's tokenizer under `<root>/models/`, built once; returns its folder."""
-    dest = Path(root) / "models" / f"tiny-llama-smollm2-L{layers}-H{hidden}-s{seed}"
+    dest = staging.stage_root(root) / "models" / f"tiny-llama-smollm2-L{layers}-H{hidden}-s{seed}"  # local also for s3://
     if (dest / "config.json").is_file():
         return str(dest)
     import torch
@@ -76,7 +76,7 @@ def teacher(root: str, tasks: list[str], recorded: bool):
         ctx = server.running(records.load(str(settings.datasets_dir()), tasks=tasks))
     else:
         name, model = local_teacher.NAME, local_teacher.MODEL
-        ctx = local_teacher.serving(root, tasks, Path(root) / "_teachers" / "local-rules.jsonl")
+        ctx = local_teacher.serving(root, tasks, staging.stage_root(root) / "_teachers" / "local-rules.jsonl")
     with ctx as handle, events.suppressed():
         teachers.add(root, teachers.TeacherConfig(name=name, base_url=handle.url, model=model, api_key_env=KEY_ENV), replace=True)
         yield name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -31,7 +30,7 @@ def evaluate(root: str, run_id: str, config: dict[str, Any] | None = None) -> di
     cfg = from_dict(EvalConfig, config)
     with model_lock():  # see tasks.train: one model loads at a time per process
         metrics = evaluate_run(f"{root}/runs/{run_id}", cfg, root=root)
-    predictions = str(Path(root) / "runs" / run_id / output_names(cfg.split)[0])
+    predictions = f"{root.rstrip('/')}/runs/{run_id}/{output_names(cfg.split)[0]}"  # a path or an s3:// URI
     publish_preview(predictions, artifact_key("predictions", run_id))
     publish_metrics(f"metrics {run_id}", [{k: metrics.get(k) for k in METRIC_COLUMNS}], key=artifact_key("metrics", run_id))
     return {**metrics, "run_id": run_id, "outputs": [predictions]}
