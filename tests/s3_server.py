@@ -83,25 +83,24 @@ def running_s3(bucket: str = "pst") -> Iterator[S3]:
     pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install pst[test])")
     port = free_port()
     # Its request log goes to a file: a pipe nobody reads would fill up and stall the server.
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        _wait(port, proc, log)
-        endpoint = f"http://127.0.0.1:{port}"
-        env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET,
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-        s3 = S3(endpoint, bucket, env)
-        s3.client().create_bucket(Bucket=bucket)
-        yield s3
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=log)
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            _wait(port, proc, log)
+            endpoint = f"http://127.0.0.1:{port}"
+            env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET,
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+            s3 = S3(endpoint, bucket, env)
+            s3.client().create_bucket(Bucket=bucket)
+            yield s3
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def clear_instance_cache() -> None:

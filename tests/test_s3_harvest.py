@@ -8,12 +8,12 @@ import time
 import uuid
 
 import pytest
+from s3_server import KEY_ID, S3, SECRET, apply_env, running_s3
+from test_harvest_crash import settled_total, start_harvest
 
 from pst_core import store, teachers
 from pst_core.harvest import rationales
 from pst_core.replay import Faults, Index, running, synthetic
-from s3_server import KEY_ID, SECRET, S3, apply_env, running_s3
-from test_harvest_crash import settled_total, start_harvest
 
 pytestmark = pytest.mark.slow
 N = 200

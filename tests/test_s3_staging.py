@@ -7,10 +7,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from s3_server import S3, apply_env, running_s3
 
 from pst_core import staging, store
 from pst_core.errors import DataError
-from s3_server import S3, apply_env, running_s3
 
 pytestmark = pytest.mark.slow
 

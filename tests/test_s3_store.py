@@ -16,11 +16,11 @@ import uuid
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from s3_server import S3, apply_env, running_s3
 from typer.testing import CliRunner
 
 from pst_core import examples, store
 from pst_core.harvest import rationales
-from s3_server import S3, apply_env, running_s3
 
 pytestmark = pytest.mark.slow
 
