@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pst_core import staging
 from pst_core.errors import ConfigError, DataError
 from pst_core.train import losses
 from pst_core.train.config import DEFAULT_STUDENT, NEW_TOKEN_INITS
@@ -76,7 +77,7 @@ def convert_gguf(root: str, source: str | Path | None = None, loaded: tuple[Any,
     """
     from transformers import AutoModelForCausalLM
 
-    dest = Path(root) / "models" / CONVERTED_DIR
+    dest = staging.stage_root(root) / "models" / CONVERTED_DIR  # a local folder also for an s3:// store
     marker = dest / "source.sha256"
     if marker.is_file() and (dest / "config.json").is_file() and not _quantization_left(dest):
         return dest  # converted before; the sha was checked then and the package is immutable
