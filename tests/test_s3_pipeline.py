@@ -95,6 +95,7 @@ def test_pst_commands_run_every_stage_on_s3_rerun_and_reuse_it_from_a_fresh_mach
     assert objects(s3_server, s3_root) == first
     evaluate = ["eval", "--run", run_id, "--max-examples", "6", "--max-new-tokens", "8", "--device", "cpu"]
     out.append(pst(*evaluate))
+    assert f"wrote {s3_root}/runs/{run_id}/predictions.parquet and" in out[-1]
     out.append(pst("report"))
     stored = objects(s3_server, s3_root)
     for prefix in ("examples/task=coin_flip/split=test/", "rationales/teacher=rules/task=coin_flip/split=validation/",

@@ -41,17 +41,18 @@ def eval_(
                     batch_size=batch_size, max_new_tokens=max_new_tokens, max_examples=max_examples, device=device)
     if (run is None) == (untrained is None):
         raise ConfigError("pst eval needs exactly one of --run RUN_ID or --untrained TASK")
+    runs = f"{settings.data_root().rstrip('/')}/runs"  # a path, or an s3:// URI (evaluated from a local stage)
     if untrained is not None:
         m = evaluate_untrained(student or DEFAULT_STUDENT, untrained, cfg)
-        run_dir = Path(settings.data_root()) / "runs" / m["run_id"]
+        run_dir = f"{runs}/{m['run_id']}"
     else:
-        run_dir = Path(run) if Path(run).is_dir() else Path(settings.data_root()) / "runs" / run
+        run_dir = run if Path(run).is_dir() else f"{runs}/{run}"
         m = evaluate_run(run_dir, cfg)
     typer.echo(f"{m['run_id']} ({m['strategy']}, {m['task']}, {cfg.split}): accuracy {100 * m['accuracy']:.1f} % "
                f"[{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] on {m['n']} examples; "
                f"{m['mean_new_tokens']:.1f} new tokens and {m['mean_latency_ms']:.1f} ms per example on {m['device']}")
     pred, metrics = output_names(cfg.split)
-    typer.echo(f"wrote {run_dir / pred} and {run_dir / metrics}")
+    typer.echo(f"wrote {run_dir}/{pred} and {run_dir}/{metrics}")
 
 
 def report(
