@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from harvest import Server  # noqa: E402  (bench/harvest.py: the replay teacher in its own process)
+from harvest import Server  # bench/harvest.py: the replay teacher in its own process
 
 TEACHERS = ("t0", "t1")
 KEY_ENV = "BENCH_KEY"
