@@ -157,23 +157,18 @@ def test_a_writer_and_repeated_compactions_on_s3_lose_no_row(s3_root: str) -> No
     assert rationales.read(s3_root, deduped=False).num_rows == 120
 
 
-def test_write_split_replaces_parts_of_another_writer_version_on_s3(s3_root: str) -> None:
+def test_write_split_replaces_parts_of_another_writer_version_and_pst_reads_the_s3_store(s3_root: str) -> None:
+    from pst_core.cli import app
+
     rows = [examples.Example(examples.make_id("addsub", i), "addsub", "train", f"q{i}?", str(i), "number", [], None, "test", i) for i in range(3)]
     directory = store.partition_path(s3_root, "examples", task="addsub", split="train")
     store.write_part(directory, examples.to_table(rows[:1]))  # a part under an older naming scheme
     examples.write_split(s3_root, "addsub", "train", rows)
     assert [p.rsplit("/", 1)[1] for p in store.list_parts(directory)] == [examples.PART_NAME]
     assert examples.counts(s3_root) == {("addsub", "train"): 3}
-
-
-def test_pst_inspect_and_data_list_read_an_s3_store(s3_root: str) -> None:
-    from pst_core.cli import app
-
-    rows = [examples.Example(examples.make_id("addsub", i), "addsub", "test", f"q{i}?", str(i), "number", [], None, "test", i) for i in range(4)]
-    examples.write_split(s3_root, "addsub", "test", rows)
     result = CliRunner().invoke(app, ["inspect", f"{s3_root}/examples", "--json", "-n", "2"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
-    assert info["num_rows"] == 4 and len(info["head"]) == 2 and info["head"][0]["task"] == "addsub"
+    assert info["num_rows"] == 3 and len(info["head"]) == 2 and info["head"][0]["task"] == "addsub"
     listed = CliRunner().invoke(app, ["data", "list", "--json"])
-    assert listed.exit_code == 0 and json.loads(listed.output) == [{"task": "addsub", "split": "test", "rows": 4}]
+    assert listed.exit_code == 0 and json.loads(listed.output) == [{"task": "addsub", "split": "train", "rows": 3}]
