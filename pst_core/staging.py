@@ -55,7 +55,7 @@ def stage_root(root: str) -> Path:
         return Path(root)
     base = Path(os.environ.get("PST_STAGE_DIR") or Path.home() / ".cache" / "pst" / "stage").expanduser()
     # The endpoint is part of the identity (two servers may both have bucket `pst`), hashed: never written.
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    endpoint = next((os.environ[v] for v in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "FSSPEC_S3_ENDPOINT_URL") if os.environ.get(v)), "")
     digest = hashlib.sha256(f"{endpoint}\n{root.rstrip('/')}".encode()).hexdigest()[:12]
     tail = re.sub(r"[^A-Za-z0-9_.=-]+", "_", root.split("://", 1)[-1].strip("/"))[-80:]
     return base / f"{tail}-{digest}"
