@@ -199,12 +199,15 @@ def test_two_flow_runs_run_at_once_on_two_workers_each_with_its_own_teacher(pool
     assert {run.labels["prefect.worker.name"] for run in done.values()} == set(WORKERS), "each worker ran one of them"
     a, b = done["rules-a"], done["rules-b"]
     assert a.start_time < b.end_time and b.start_time < a.end_time, "the two runs did not overlap"
+    processes = set()
     for teacher, run in done.items():
         (summary,) = run.state.result()  # one teacher x one task x one split
         assert summary["teacher"] == teacher and summary["failed"] == 0 and summary["cache_hits"] == 0
+        processes.add(summary["worker"])  # host:pid of the flow-run process its worker started
         # Zero-shot-CoT: two requests (rationale, then answer) per question, each teacher only its own.
         assert _requests(pool, teacher) == summary["sent"] == 2 * QUICK
         assert _rows(pool.root, teacher).num_rows == QUICK
+    assert len(processes) == 2, processes
     assert _requests(pool, "rules-slow") == 0
 
 
