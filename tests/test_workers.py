@@ -5,7 +5,8 @@ Each worker takes one flow run at a time (`--limit 1`), so two flow runs schedul
 once on different workers. The flow is the nightly deployment's `harvest_flow`, one teacher per
 run (the cheapest flow that calls teachers and writes the store): two rule-based local teachers
 for the concurrent runs, and a slow third one whose worker is killed (kill -9, with its flow-run
-process) mid-harvest; the same flow run, set back to Scheduled, then finishes on the other worker.
+process) mid-harvest; the same flow run, marked Crashed and retried with `prefect flow-run retry`,
+then finishes on the other worker.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def _kill(pool: Pool, worker: str, run: Any) -> None:
 
 def test_a_worker_killed_mid_run_leaves_the_store_consistent_and_the_retry_reuses_it(pool: Pool) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.states import Scheduled
+    from prefect.states import Crashed
 
     from pst_core import store
     from pst_core.harvest.rationales import partition, unreadable_part
@@ -245,13 +246,16 @@ def test_a_worker_killed_mid_run_leaves_the_store_consistent_and_the_retry_reuse
     stored = _rows(pool.root, "rules-slow")
     assert 4 <= stored.num_rows < SLOW, "the run was not killed mid-harvest"
     assert stored.column("error").null_count == stored.num_rows, "every stored row is a complete success"
+    time.sleep(1.0)  # the replay server counts a request after its latency: let the in-flight ones land
     sent_before = _requests(pool, "rules-slow")
 
-    async def reschedule() -> None:
+    async def crashed() -> None:  # what Prefect's zombie detection records when heartbeats stop
         async with get_client() as client:
-            await client.set_flow_run_state(run.id, Scheduled(), force=True)
+            await client.set_flow_run_state(run.id, Crashed(message="worker lost"), force=True)
 
-    asyncio.run(reschedule())  # the same flow run, retried: only the surviving worker polls now
+    asyncio.run(crashed())
+    # The same flow run, retried as a user would: only the surviving worker polls the pool now.
+    pool._cli(["prefect", "flow-run", "retry", str(run.id)], pool._env("cli-home"))
     retried = _wait(pool, run.id)
     assert retried.state.is_completed(), f"{retried.state}\n{pool.log_tail()}"
     assert retried.labels["prefect.worker.name"] != victim
