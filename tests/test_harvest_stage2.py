@@ -85,7 +85,7 @@ def test_a_model_the_server_names_differently_is_one_warning_per_harvest(store_r
         register(store_root, server.url, "chat", model="gpt-4o-mini")
         with caplog.at_level(logging.WARNING, logger="pst.harvest"):
             s = harvest(HarvestConfig(teacher="t", task="zoo"), store_root)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("pst")]
     assert len(received) == 12 and len(warnings) == 1 and s.warnings == warnings and "\n" not in warnings[0]
     assert "'gpt-4o-mini'" in warnings[0] and "'SmolLM2-135M-Instruct-Q8_0.gguf'" in warnings[0]
     assert s.served_model == "SmolLM2-135M-Instruct-Q8_0.gguf"
