@@ -496,8 +496,7 @@ def test_rerun_trains_one_published_run_again_and_compares_its_accuracy(toy, tmp
 
 
 def test_an_option_added_to_pst_after_publishing_does_not_send_published_runs_back_to_training():
-    from pst_core.evaluate.published import same_config
-    from pst_core.train.checkpoint import config_dict
+    from pst_core.train.checkpoint import config_dict, same_config
     from pst_core.train.config import resolve
 
     cfg = resolve({"strategy": "pst", "task": "t", "teacher": "x", "lr": 3e-4})

@@ -53,6 +53,7 @@ def reusable(out: str | Path, run_id: str, options: dict[str, Any], root: str) -
     """The published folder of `run_id` if it finished training with exactly `options` on the data the
     store holds now (same fingerprint), with validation scored by today's answer rules, else None."""
     from pst_core.answers import EXTRACTOR_VERSION
+    from pst_core.train.checkpoint import same_config
     from pst_core.train.config import resolve
     from pst_core.train.run import data_fingerprint
 
@@ -62,23 +63,12 @@ def reusable(out: str | Path, run_id: str, options: dict[str, Any], root: str) -
     if json.loads((pub / "train_metrics.json").read_text()).get("answers_version") != EXTRACTOR_VERSION:
         return None  # its checkpoint was chosen by validation answers scored under other rules
     cfg = resolve(options)
-    if not same_config(json.loads((pub / "config.json").read_text()), cfg):
+    if not same_config(json.loads((pub / "config.json").read_text()), cfg):  # new options at their defaults are the same
         return None
     # Portable: the store re-embedded on another machine has the same texts and encoder revision,
     # but vectors that may differ in their last bits.
     recorded = json.loads((pub / "data.json").read_text()).get("portable_fingerprint")
     return pub if recorded is not None and recorded == data_fingerprint(cfg, root, portable=True) else None
-
-
-def same_config(published: dict[str, Any], cfg: Any) -> bool:
-    """Whether a published run's config.json is `cfg`: every published option has the same value, and
-    an option added to pst after it was published is at its default (so a new, unused option does not
-    send a whole published experiment back to training)."""
-    from pst_core.train.checkpoint import config_dict
-
-    current = json.loads(json.dumps(config_dict(cfg)))
-    defaults = json.loads(json.dumps(config_dict(type(cfg)(**{"strategy": cfg.strategy}))))
-    return set(published) <= set(current) and all(published.get(k, defaults[k]) == v for k, v in current.items())
 
 
 def publishing_train(train_fn: TrainFn, out: str | Path, root: str, on_publish: OnPublish, log: Callable[[str], None]) -> TrainFn:
