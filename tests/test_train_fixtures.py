@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Iterator
 
 import numpy as np
+import pytest
 
 from pst_core.train.strategies import Row
 
@@ -82,3 +83,14 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """`one_thread` for a whole test module: `from test_train_fixtures import single_thread` makes it autouse there."""
+    with one_thread():
+        yield
+
+
+class Killed(Exception):
+    """Stands in for a process killed between two checkpoints."""

@@ -18,14 +18,7 @@ from pst_core.train import checkpoint, config, data, loop  # noqa: E402
 from pst_core.train.strategies import get_strategy  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with F.one_thread():
-        yield
-
-
-class Killed(Exception):
-    """Stands in for a process killed between two checkpoints."""
+from test_train_fixtures import Killed, single_thread  # noqa: E402, F401  (single_thread: autouse, one CPU thread)
 
 
 def _fit(run_dir: Path, on_step=None):
