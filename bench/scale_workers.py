@@ -98,7 +98,8 @@ def run_mode(mode: str, root: str, url: str, args: argparse.Namespace, questions
 
     os.environ["PST_TASK_RUNNER"] = mode
     os.environ["PST_DASK_WORKERS"] = str(args.dask_workers)
-    os.environ["PST_MAX_WORKERS"] = str(args.shards)  # threads: every shard at once, as on Dask
+    os.environ["PST_MAX_WORKERS"] = str(args.shards)  # threads: every shard at once
+    os.environ["PST_DASK_THREADS"] = str(-(-args.shards // args.dask_workers))  # Dask: every shard at once too
     prepare(root, questions)
     names = register(root, url, args.shards, args.concurrency)
     overrides = {"harvest": {"splits": ["train"], "limit": questions}}

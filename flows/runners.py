@@ -3,7 +3,9 @@
 `PST_TASK_RUNNER=dask` (the `pst[dask]` extra: prefect-dask) sends every submitted task to Dask:
 a scheduler at `PST_DASK_ADDRESS` (e.g. `tcp://10.0.0.5:8786`, started with `dask scheduler`,
 with `dask worker ADDRESS` on each machine), else a `distributed.LocalCluster` of
-`PST_DASK_WORKERS` processes (default 2, one thread each) on this machine. Every worker must
+`PST_DASK_WORKERS` processes (default 2) of `PST_DASK_THREADS` threads each (default 1: a
+training or embedding task holds a worker's CPU; harvest tasks are I/O-bound, so several may
+share a process) on this machine. Every worker must
 have pst installed and see the same store (`PST_DATA_DIR`).
 
 A stage flow run on its own (a deployment) starts its own cluster; `distill_pipeline` starts one
@@ -55,7 +57,8 @@ def _int_env(name: str, default: int) -> int:
 def local_cluster_options() -> dict[str, Any]:
     """`distributed.LocalCluster` arguments: worker processes (not threads: the GIL, and one
     encoder or student per process), no dashboard (no fixed port to collide on)."""
-    return {"n_workers": _int_env("PST_DASK_WORKERS", 2), "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    return {"n_workers": _int_env("PST_DASK_WORKERS", 2), "threads_per_worker": _int_env("PST_DASK_THREADS", 1),
+            "processes": True, "dashboard_address": None}
 
 
 def task_runner() -> Any:
