@@ -84,15 +84,16 @@ def tiny(setting: dict, student: str, steps: int, hidden: int, layers: int) -> d
             "threads": torch.get_num_threads()}
 
 
-def real(setting: dict, store: str, task: str, teacher: str, steps: int, val: int, lr_full: float, lr_lora: float) -> dict:
-    """`steps` PST steps of the real default student through `pst train`, validation exact match at the end."""
+def real(setting: dict, store: str, task: str, teacher: str, steps: int, val: int, lr_full: float, lr_lora: float,
+         strategy: str = "pst") -> dict:
+    """`steps` steps of `strategy` on the real default student through `pst train`, validation exact match at the end."""
     import torch
 
     from pst_core.train.config import resolve
     from pst_core.train.run import train
 
     lr = lr_lora if setting.get("lora_r") else lr_full
-    cfg = resolve({"strategy": "pst", "task": task, "teacher": teacher, "max_steps": steps, "batch_size": 8, "lr": lr, "warmup_ratio": 0.1,
+    cfg = resolve({"strategy": strategy, "task": task, "teacher": teacher, "max_steps": steps, "batch_size": 8, "lr": lr, "warmup_ratio": 0.1,
                    "max_length": 192, "eval_every": 0, "select_by": "exact_match", "max_val_examples": val, "eval_max_new_tokens": 160,
                    "precision": "fp32", "progress": False, "log_every": 5, **setting})
     baseline = rss_mb()
@@ -161,6 +162,7 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=64, help="tiny students: width")
     p.add_argument("--layers", type=int, default=2, help="tiny students: depth")
     p.add_argument("--task", default="last_letter_concatenation")
+    p.add_argument("--strategy", default="pst", help="smollm2: the strategy trained (tiny students: pst)")
     p.add_argument("--teacher", default="replay-davinci")
     p.add_argument("--store", default=str(REPO / "data" / "bench" / "delimiters"))
     p.add_argument("--val", type=int, default=100, help="smollm2: validation questions scored at the end")
@@ -185,7 +187,7 @@ def main() -> None:
         if args.threads:
             torch.set_num_threads(args.threads)
         setting = json.loads(args.one)
-        result = (real(setting, args.store, args.task, args.teacher, args.steps, args.val, args.lr_full, args.lr_lora)
+        result = (real(setting, args.store, args.task, args.teacher, args.steps, args.val, args.lr_full, args.lr_lora, args.strategy)
                   if args.student == "smollm2" else tiny(setting, args.student, args.steps, args.hidden, args.layers))
         print(json.dumps(result))
         return
@@ -200,7 +202,7 @@ def main() -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             sys.exit(f"{label}: failed\n{proc.stderr[-3000:]}")
-        row = {"setting": label, **setting, "student": args.student, "steps": args.steps, **json.loads(proc.stdout.strip().splitlines()[-1])}
+        row = {"setting": label, **setting, "student": args.student, "strategy": args.strategy, "task": args.task, "steps": args.steps, **json.loads(proc.stdout.strip().splitlines()[-1])}
         results.append(row)
         extra = f"  val EM {row['val_exact_match']:.3f}" if row.get("val_exact_match") is not None else ""
         print(f"{label:<36} {row['tokens_per_s']:>8.1f} tok/s  {row['step_s']:>6.2f} s/step  peak {row['peak_rss_mb']:>6.0f} MB "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,27 @@ def served_pipeline(prefect_server: str, tmp_path_factory: pytest.TempPathFactor
 
     with ServedPipeline(prefect_server, tmp_path_factory.mktemp("served")) as world:
         yield world
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 (its own process), one per test process; skips without s3fs/moto."""
+    from s3_server import running_s3
+
+    with running_s3() as s3:
+        yield s3
+
+
+@pytest.fixture
+def s3_root(s3_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A fresh bucket prefix as the store root: PST_DATA_DIR and the AWS variables set (subprocesses
+    inherit them), and this machine's own stage folder, `tmp_path / "machine-a"`."""
+    from s3_server import apply_env
+
+    root = s3_server.url(f"t-{uuid.uuid4().hex[:8]}")
+    apply_env(monkeypatch, s3_server, root)
+    monkeypatch.setenv("PST_STAGE_DIR", str(tmp_path / "machine-a"))
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -161,7 +161,7 @@ def test_a_teacher_name_is_never_reused_for_another_recorded_model(tmp_path):
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory, datasets_dir):
-    """Both phases once: 2 tasks x (pre_thinking, pst) x 2 seeds, a grid of 2 (pre) and 4 (pst) candidates."""
+    """Both phases once: 2 tasks x (pre_thinking, pst) x 2 seeds, a grid of 2 candidates (14 tiny runs)."""
     from flows.quickstart import quiet_libraries, tiny_student
     from pst_core.train.run import train_fn
 
@@ -173,7 +173,7 @@ def toy(tmp_path_factory, datasets_dir):
         harvest={"limit": 48}, embed={"batch_size": 64},
         train={"student": tiny_student(root), "max_steps": 6, "eval_every": 3, "batch_size": 8, "max_val_examples": 6,
                "progress": False, "lr": 3e-3},
-        search={"lr": [1e-3, 3e-3], "pst": {"lambda_sem": [0.5, 1.0]}},
+        search={"lr": [1e-3, 3e-3]},
         evaluate={"max_examples": 12, "max_new_tokens": 16, "batch_size": 12, "bootstrap_samples": 50},
         robustness={"tasks": ["multiarith"], "strategies": ["pre_thinking", "pst"], "rates": [0.0, 0.5]},
         pilot=["pre_thinking", "pst"])
@@ -203,7 +203,13 @@ def test_grid_is_chosen_on_validation_only_and_reused_as_the_first_seed(toy):
             scores[k] = tm["best"]["val_exact_match"]
             assert not (run / "metrics.json").exists() or k == pick["candidate"]  # only the chosen one sees test
         assert pick["candidate"] == max(scores, key=lambda k: (scores[k], -k))
-        assert len(pick["grid"]) == (4 if strategy == "pst" else 2)
+        assert len(pick["grid"]) == 2
+
+
+def test_a_strategy_grid_multiplies_the_shared_one() -> None:
+    cfg = from_dict(paper.PaperConfig, {**BASE, "search": {"lr": [1e-3, 3e-3], "pst": {"lambda_sem": [0.5, 1.0]}}})
+    assert len(paper.candidates(cfg, "pre_thinking")) == 2
+    assert paper.candidates(cfg, "pst") == [{"lambda_sem": a, "lr": b} for a in (0.5, 1.0) for b in (1e-3, 3e-3)]
 
 
 def test_accuracy_table_is_the_mean_over_seeds_of_the_test_predictions(toy):

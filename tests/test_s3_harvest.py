@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 
 import pytest
-from s3_server import KEY_ID, S3, SECRET, apply_env, running_s3
+from s3_server import KEY_ID, S3, SECRET
 from test_harvest_crash import settled_total, start_harvest
 
 from pst_core import store, teachers
@@ -17,19 +16,6 @@ from pst_core.replay import Faults, Index, running, synthetic
 
 pytestmark = pytest.mark.slow
 N = 200
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    with running_s3() as s3:
-        yield s3
-
-
-@pytest.fixture
-def s3_root(s3_server: S3, monkeypatch: pytest.MonkeyPatch) -> str:
-    root = s3_server.url(f"h-{uuid.uuid4().hex[:8]}")
-    apply_env(monkeypatch, s3_server, root)  # subprocesses inherit the AWS variables and PST_DATA_DIR
-    return root
 
 
 @pytest.fixture

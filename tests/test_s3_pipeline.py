@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
-from s3_server import KEY_ID, S3, SECRET, apply_env, running_s3
+from s3_server import KEY_ID, S3, SECRET
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
@@ -25,21 +24,13 @@ TRAIN = {"new_token_init": "mean", "max_steps": 4, "batch_size": 8, "lr": 0.003,
          "max_train_examples": 16, "max_val_examples": 4, "eval_every": 0, "log_every": 2, "progress": False}
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    with running_s3() as s3:
-        yield s3
-
-
 @pytest.fixture
-def s3_root(s3_server: S3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    root = s3_server.url(f"p-{uuid.uuid4().hex[:8]}")
-    apply_env(monkeypatch, s3_server, root)
-    monkeypatch.setenv("PST_STAGE_DIR", str(tmp_path / "machine-a"))
+def s3_root(s3_root: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """conftest's bucket prefix, on a fresh machine: generated tasks, the local teacher's key, tmp as cwd."""
     monkeypatch.setenv("PST_DATASETS_DIR", str(tmp_path / "no-datasets"))  # generated tasks, as on a fresh machine
     monkeypatch.setenv(TEACHER_KEY, "local-no-secret")
     monkeypatch.chdir(tmp_path)  # anything written relative to the working directory would show up here
-    return root
+    return s3_root
 
 
 def pst(*args: str) -> str:

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
-from s3_server import S3, apply_env, running_s3
+from s3_server import S3
 
 from pst_core import staging, store
 from pst_core.errors import DataError
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    with running_s3() as s3:
-        yield s3
-
-
-@pytest.fixture
-def s3_root(s3_server: S3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    root = s3_server.url(f"s-{uuid.uuid4().hex[:8]}")
-    apply_env(monkeypatch, s3_server, root)
-    monkeypatch.setenv("PST_STAGE_DIR", str(tmp_path / "machine-a"))
-    return root
 
 
 def finished_run(root: str, run_id: str = "r1") -> Path:

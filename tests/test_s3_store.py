@@ -11,33 +11,17 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from s3_server import S3, apply_env, running_s3
+from s3_server import S3
 from typer.testing import CliRunner
 
 from pst_core import examples, store
 from pst_core.harvest import rationales
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    with running_s3() as s3:
-        yield s3
-
-
-@pytest.fixture
-def s3_root(s3_server: S3, monkeypatch: pytest.MonkeyPatch, tmp_path) -> str:
-    """A fresh prefix of the bucket as the store root (PST_DATA_DIR and the AWS variables set)."""
-    root = s3_server.url(f"t-{uuid.uuid4().hex[:8]}")
-    apply_env(monkeypatch, s3_server, root)
-    monkeypatch.setenv("PST_STAGE_DIR", str(tmp_path / "stage"))
-    return root
 
 
 def _keys(s3: S3, root: str) -> list[str]:
