@@ -2,7 +2,8 @@
 for a real student, validation exact match at the same step budget.
 
     .venv/bin/python bench/lora.py --student tiny-llama --steps 4         # smoke check: tiny random Llama-3.2, toy rows
-    .venv/bin/python bench/lora.py --student smollm2 --steps 60 --val 100 --out bench/results/lora.json
+    .venv/bin/python bench/lora.py --student smollm2 --task coin_flip --steps 32 --val 64 --out bench/results/lora.json
+    .venv/bin/python bench/lora.py --student smollm2 --task coin_flip --strategy pre_thinking --lr-full 3e-4 --only 0,2 --steps 32 --val 64
     .venv/bin/python bench/lora.py --estimate                             # memory estimates, 135M to 1.5B (arithmetic)
 
 Every setting trains in its own process, so its threads and peak RSS are its own; `baseline_rss_mb`
