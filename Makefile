@@ -39,11 +39,11 @@ browser:
 		|| echo "chromium could not be installed: the UI test will skip"; fi
 
 # Two pytest-xdist workers: most tests wait on subprocesses and servers or train on one thread, so
-# two at a time use both cores (tests/conftest.py keeps a module, and the tests that share a costly
-# session fixture, on one worker). TEST_WORKERS=0 runs them in this process.
+# two at a time use both cores. A file's tests stay on one worker (its module fixtures are built
+# once). TEST_WORKERS=0 runs them all in this process.
 TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(PY) -m pytest -q -p no:cacheprovider --durations=20 -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20 -n $(TEST_WORKERS) --dist loadfile
 
 # The paper experiment at a CPU budget (configs/paper-cpu.yaml; about 12 h of 2 cores, over several
 # sessions): every finished run is published to bench/results/paper-cpu/runs/ and committed, so a

@@ -114,18 +114,3 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory):
     gguf = students.load_gguf(src)  # loaded once, for the conversion and as the reference
     return gguf, students.convert_gguf(str(root), loaded=gguf), root
 
-
-# Fixtures that cost tens of seconds once per process: under pytest-xdist (`make test` runs two
-# workers) the tests that share one of them go to the same worker, and a module's tests stay
-# together (its module-scoped fixtures are built once).
-_SHARED_FIXTURE_GROUPS = {"smollm2": "smollm2", "prefect_server": "prefect-server", "served_pipeline": "prefect-server"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give every test an `xdist_group`: its costly session fixture's group, else its module."""
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        names = getattr(item, "fixturenames", ())
-        group = next((g for f, g in _SHARED_FIXTURE_GROUPS.items() if f in names), item.nodeid.split("::")[0])
-        item.add_marker(pytest.mark.xdist_group(group))
