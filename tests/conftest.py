@@ -113,4 +113,3 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("smollm2-store")
     gguf = students.load_gguf(src)  # loaded once, for the conversion and as the reference
     return gguf, students.convert_gguf(str(root), loaded=gguf), root
-
