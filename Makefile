@@ -40,7 +40,8 @@ browser:
 
 # Two pytest-xdist workers: most tests wait on subprocesses and servers or train on one thread, so
 # two at a time use both cores. A file's tests stay on one worker (its module fixtures are built
-# once). TEST_WORKERS=0 runs them all in this process.
+# once; `loadgroup` would ignore xdist_group marks under pytest 9.2, pytest-xdist#1386).
+# TEST_WORKERS=0 runs them all in this process.
 TEST_WORKERS ?= 2
 test: $(STAMP) browser
 	$(PY) -m pytest -q -p no:cacheprovider --durations=20 -n $(TEST_WORKERS) --dist loadfile
