@@ -439,7 +439,7 @@ def test_paired_table_counts_the_discordant_test_questions_of_pst_and_each_basel
     assert "| all tasks | pre_thinking | 24 x 2 |" in (out / "paired.md").read_text()
 
 
-def test_pilot_scores_the_first_grid_point_on_validation_against_both_floors_and_trains_nothing_new(toy, monkeypatch, tmp_path):
+def test_pilot_scores_every_grid_point_on_validation_against_both_floors_and_trains_nothing_new(toy, monkeypatch, tmp_path):
     import dataclasses
 
     from pst_core.train import loop
@@ -448,10 +448,11 @@ def test_pilot_scores_the_first_grid_point_on_validation_against_both_floors_and
     monkeypatch.setattr(loop, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("the pilot's runs are the grid's")))
     cfg = dataclasses.replace(toy["cfg"], out=str(tmp_path / "pilot"))
     result = paper.pilot(cfg, toy["root"], train_fn(toy["root"]), log=lambda _: None)
-    assert {(r["task"], r["strategy"]) for r in result["rows"]} == {(t, s) for t in cfg.tasks for s in cfg.pilot}
+    assert [(r["task"], r["strategy"], r["run_id"][-6:]) for r in result["rows"]] == [
+        (t, s, f"-c{k}-s0") for t in cfg.tasks for s in cfg.pilot for k in range(2)]
     for r in result["rows"]:
         tm = json.loads((Path(toy["root"]) / "runs" / r["run_id"] / "train_metrics.json").read_text())
-        assert r["val_exact_match"] == tm["best"]["val_exact_match"] and r["run_id"].endswith("-c0-s0")
+        assert r["val_exact_match"] == tm["best"]["val_exact_match"]
         floor = json.loads((Path(toy["root"]) / "runs" / f"{r['task']}-untrained-{Path(cfg.train['student']).name}"
                             / "metrics-validation.json").read_text())
         assert (r["untrained"], r["majority"]) == (floor["accuracy"], floor["majority_accuracy"]) and floor["n"] == 6
