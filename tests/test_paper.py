@@ -13,8 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pst_core.config import from_dict, load_file
-from pst_core.evaluate import paper
+from pst_core import answers
+from pst_core.config import from_dict, load_file, to_dict
+from pst_core.evaluate import paper, published
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -121,6 +122,27 @@ def test_validation_options_that_differ_from_the_test_evaluation_are_rejected() 
 def fake_floor(task, ecfg):
     """The untrained student's metrics, without loading it."""
     return {"accuracy": 0.1, "majority_accuracy": 0.2, "n": 12}
+
+
+def test_a_published_floor_is_reused_when_the_budget_is_over_the_untrained_cap(tmp_path) -> None:
+    """The untrained student is scored with at most UNTRAINED_MAX_NEW_TOKENS; its published metrics are
+    looked up under that config, so a 128-token experiment does not score the floor again every call."""
+    from pst_core.evaluate.runner import UNTRAINED_MAX_NEW_TOKENS, output_names, untrained_config, untrained_run_id, write_json
+
+    cfg = from_dict(paper.PaperConfig, {**BASE, "out": str(tmp_path / "out"), "evaluate": {"max_new_tokens": 128}})
+    ecfg = paper.eval_config(cfg)
+    assert untrained_config(ecfg).max_new_tokens == UNTRAINED_MAX_NEW_TOKENS < ecfg.max_new_tokens
+    rid = untrained_run_id("coin_flip", paper.student_of(cfg))
+    pub = published.published_dir(cfg.out, rid)
+    pub.mkdir(parents=True)
+    write_json(pub / output_names("test")[1], {**fake_floor("coin_flip", ecfg), "eval_config": to_dict(untrained_config(ecfg)),
+                                              "answers_version": answers.EXTRACTOR_VERSION})
+
+    def scored_again(task, e):
+        raise AssertionError("the published floor was scored again")
+
+    floor = paper.untrained_floor(cfg, "coin_flip", ecfg, str(tmp_path / "store"), lambda _: None, lambda _: None, scored_again)
+    assert (floor["accuracy"], floor["majority"], floor["n"]) == (0.1, 0.2, 12)
 
 
 def test_every_run_validates_as_its_test_evaluation_generates(tmp_path) -> None:
@@ -255,7 +277,8 @@ def test_robustness_reuses_the_final_clean_runs_and_a_rerun_trains_nothing(toy, 
     monkeypatch.setattr(loop, "fit", no_training)
     again = paper.run_runs(cfg, str(root), str(toy["datasets"]), train_fn(str(root)), log=lambda _: None)
     assert again["summary"] == toy["result"]["summary"]
-    assert again["wall_s"] > toy["result"]["wall_s"] > 0  # wall time adds up over calls
+    assert again["wall_s"] > toy["result"]["wall_s"] > 0  # wall time adds up over calls, kept beside the published runs
+    assert json.loads((Path(cfg.out) / "wall.json").read_text())["runs"] == pytest.approx(again["wall_s"])
 
 
 BARE_MISSING = ("prefect", "openai", "datasets", "aiohttp", "typer", "matplotlib")
@@ -528,6 +551,10 @@ def test_git_committer_commits_only_the_published_path_in_the_repository_that_ho
     (repo / "other.txt").write_text("not committed")
     (repo / "results" / "runs" / "r1" / "metrics.json").write_text("{}")
     monkeypatch.chdir(tmp_path)  # pst runs from elsewhere (a frozen copy of the code)
-    paper.git_committer("exp results", log=lambda m: (_ for _ in ()).throw(AssertionError(m)))(repo / "results" / "runs" / "r1")
+    (repo / "results" / "wall.json").write_text("{}")
+    commit = paper.git_committer("exp results", log=lambda m: (_ for _ in ()).throw(AssertionError(m)),
+                                 also=(repo / "results" / "wall.json", repo / "results" / "absent.json"))
+    commit(repo / "results" / "runs" / "r1")
     log = subprocess.run([*git, "log", "--format=%s", "--name-only"], capture_output=True, text=True, check=True).stdout
     assert "exp results: r1" in log and "results/runs/r1/metrics.json" in log and "other.txt" not in log
+    assert "results/wall.json" in log  # committed with each run: the next machine adds to it

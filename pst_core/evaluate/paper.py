@@ -555,10 +555,10 @@ def untrained_floor(cfg: PaperConfig, task: str, ecfg: EvalConfig, root: str, on
                     floor_fn: FloorFn | None = None) -> dict[str, Any]:
     """The untrained student's accuracy and the majority-class rate on `ecfg`'s questions (published
     like a run, and reused from there while `ecfg` is unchanged). `floor_fn` replaces the evaluation (tests)."""
-    from pst_core.evaluate.runner import evaluate_untrained, untrained_run_id
+    from pst_core.evaluate.runner import evaluate_untrained, untrained_config, untrained_run_id
 
     rid = untrained_run_id(task, student_of(cfg))
-    metrics = stored_metrics(published.published_dir(cfg.out, rid), ecfg)
+    metrics = stored_metrics(published.published_dir(cfg.out, rid), untrained_config(ecfg))
     if metrics is None:
         log(f"{rid}: scoring the student before distillation on {ecfg.split}")
         metrics = (floor_fn or (lambda t, e: evaluate_untrained(student_of(cfg), t, e, root=root)))(task, ecfg)
@@ -593,32 +593,52 @@ def paired_rows(cfg: PaperConfig, rows: list[dict[str, Any]], eval_cfg: EvalConf
     return out
 
 
+class WallClock:
+    """Wall seconds a phase has spent, summed over its calls and across machines. A CPU experiment
+    runs over several sessions, each maybe on a fresh machine with an empty store, and a GPU session
+    runs it repeatedly under `timeout`; so the sum lives in `out`/wall.json, beside the published runs
+    (committed with each of them: `git_committer(also=...)`), and is recorded at every log line and
+    when a call ends, SIGTERM included."""
+
+    def __init__(self, out: str | Path, phase: str) -> None:
+        self.path, self.phase, self.start = wall_path(out), phase, time.perf_counter()
+        self.before = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def record(self) -> float:
+        """Write and return this phase's seconds so far."""
+        seconds = self.before.get(self.phase, 0.0) + time.perf_counter() - self.start
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, {**self.before, self.phase: seconds})
+        return seconds
+
+    def logging(self, log: Log) -> Log:
+        """`log` that records the wall time first."""
+
+        def wrapped(message: str) -> None:
+            self.record()
+            log(message)
+
+        return wrapped
+
+
+def wall_path(out: str | Path) -> Path:
+    """`out`/wall.json: {phase: seconds}."""
+    return Path(out) / "wall.json"
+
+
 def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: TrainFn, eval_fn: EvalFn | None = None,
              log: Log = print, command: str = "", config_text: str = "", on_publish: OnPublish = lambda _: None,
              floor_fn: FloorFn | None = None) -> dict[str, Any]:
     """Grid on validation, final seeds on test, robustness, efficiency, paired tests; writes every result
     file to `cfg.out`, and each finished run's small files to `cfg.out`/runs/ as it finishes
     (`on_publish` is then called with that folder: `--commit` commits it)."""
-    # Wall time adds up over calls (a GPU session runs this repeatedly under `timeout`): it is
-    # recorded at every log line and when the call ends, SIGTERM included.
-    start, wall_file = time.perf_counter(), _experiment_file(cfg, root, "wall.json")
-    before = json.loads(wall_file.read_text())["seconds"] if wall_file.is_file() else 0.0
-    outer_log = log
-
-    def record_wall() -> float:
-        seconds = before + time.perf_counter() - start
-        write_json(wall_file, {"seconds": seconds})
-        return seconds
-
-    def log(message: str) -> None:
-        record_wall()
-        outer_log(message)
-
+    clock = WallClock(cfg.out, "runs")
+    log = clock.logging(log)
     with _sigterm_as_exit(), DiskPeak(Path(root) / "runs") as disk:
         try:
             result = _runs(cfg, root, datasets_dir, train_fn, eval_fn, log, on_publish, floor_fn)
         finally:
-            wall = record_wall()
+            wall = clock.record()
     log(f"disk: the runs use {disk.last / 2**30:.2f} GiB now, at most {disk.peak / 2**30:.2f} GiB during this call "
         f"(a finished run keeps its best checkpoint only)")
     out = Path(cfg.out)
@@ -643,10 +663,12 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
         "chosen": [{"task": t, "strategy": s, **p} for (t, s), p in chosen.items()]})
     if config_text:
         (out / "config.yaml").write_text(config_text)
+    walls = json.loads(wall_path(out).read_text())
     (out / "README.md").write_text("\n".join([
         "# Paper experiment: PST against its baselines", "",
         f"Command: `{command}`" if command else "", f"Hardware: {hw['device']}; torch {hw['torch']}, transformers {hw['transformers']}",
-        f"Wall time of the runs phase: {wall / 60:.1f} min (summed over its calls)", "",
+        f"Wall time: runs phase {wall / 3600:.1f} h, pilot {walls.get('pilot', 0.0) / 3600:.1f} h (each summed over its calls, "
+        "on every machine; a run the pilot trained is reused by the runs phase)", "",
         "Files: accuracy.md (the table), paired.md (PST against each baseline, paired), selection.md (validation grid),",
         "efficiency.md, robustness-<task>.md/.png, results.json (every run), config.yaml (the config used), runs/<run id>/",
         "(each run's config, data fingerprint, history, metrics and test predictions; no checkpoints).", "",
@@ -704,6 +726,8 @@ def pilot(cfg: PaperConfig, root: str, train_fn: TrainFn, log: Log = print, on_p
 
     from pst_core.train.config import resolve
 
+    clock = WallClock(cfg.out, "pilot")
+    log = clock.logging(log)
     train_fn = published.publishing_train(train_fn, cfg.out, root, on_publish, log)
     rows, strategies = [], cfg.pilot or cfg.strategies[:1]
     for task in cfg.tasks:
@@ -722,6 +746,7 @@ def pilot(cfg: PaperConfig, root: str, train_fn: TrainFn, log: Log = print, on_p
                          "learns": p < 0.05})
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    clock.record()
     write_json(out / "pilot.json", {"rows": rows})
     (out / "pilot.md").write_text(pilot_markdown(rows, cfg))
     on_publish(out)
@@ -743,18 +768,20 @@ def pilot_markdown(rows: list[dict[str, Any]], cfg: PaperConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def git_committer(message: str, log: Log) -> OnPublish:
-    """An `on_publish` hook that commits each published path (only that path) to the git repository that
-    holds it, so a session on a fresh machine resumes from what is committed (the experiment may run
-    from a frozen copy of the code with `--out` in the repository). A failed commit is a warning."""
+def git_committer(message: str, log: Log, also: tuple[Path, ...] = ()) -> OnPublish:
+    """An `on_publish` hook that commits each published path (only that path, and the existing paths of
+    `also`, such as wall.json) to the git repository that holds it, so a session on a fresh machine
+    resumes from what is committed (the experiment may run from a frozen copy of the code with
+    `--out` in the repository). A failed commit is a warning."""
     import subprocess
 
     def commit(path: Path) -> None:
         path = Path(path).resolve()  # committed in the repository that holds it, wherever pst runs from
         git = ["git", "-C", str(path if path.is_dir() else path.parent)]
+        paths = [str(path), *(str(Path(p).resolve()) for p in also if Path(p).exists())]
         for attempt in range(5):
-            add = subprocess.run([*git, "add", "--", str(path)], capture_output=True, text=True)
-            done = subprocess.run([*git, "commit", "-q", "-m", f"{message}: {path.name}", "--", str(path)],
+            add = subprocess.run([*git, "add", "--", *paths], capture_output=True, text=True)
+            done = subprocess.run([*git, "commit", "-q", "-m", f"{message}: {path.name}", "--", *paths],
                                   capture_output=True, text=True) if add.returncode == 0 else add
             if done.returncode == 0 or "nothing to commit" in done.stdout + done.stderr:
                 return
@@ -793,7 +820,7 @@ def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log
     root, found = settings.data_root(), settings.datasets_dir()
     datasets = str(found) if found is not None and found.is_dir() else None
     result: dict[str, Any] = {}
-    on_publish = git_committer(f"{cfg.name} results", log) if commit else (lambda _: None)
+    on_publish = git_committer(f"{cfg.name} results", log, also=(wall_path(cfg.out),)) if commit else (lambda _: None)
     if rerun_id:
         return {"rerun": rerun(cfg, root, rerun_id, train_fn(root), log=log)}
     if phase in ("data", "all"):

@@ -95,6 +95,12 @@ def untrained_run_id(task: str, student: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{task}-{UNTRAINED}-{Path(student).name if Path(student).is_dir() else student}")
 
 
+def untrained_config(cfg: EvalConfig) -> EvalConfig:
+    """`cfg` as the untrained student is scored with it (at most UNTRAINED_MAX_NEW_TOKENS new tokens):
+    the config its stored metrics are looked up by."""
+    return dataclasses.replace(cfg, max_new_tokens=min(cfg.max_new_tokens, UNTRAINED_MAX_NEW_TOKENS))
+
+
 def evaluate_untrained(student: str, task: str, cfg: EvalConfig | None = None, *, root: str | None = None) -> dict[str, Any]:
     """The student before distillation, scored on the same questions by the answer-only rule (the
     same `Question: … Answer:` prompt, then the answer): the floor every trained run is read
@@ -106,8 +112,7 @@ def evaluate_untrained(student: str, task: str, cfg: EvalConfig | None = None, *
     from pst_core.train.checkpoint import LoadedRun
     from pst_core.train.strategies import get_strategy
 
-    cfg = cfg or EvalConfig()
-    cfg = dataclasses.replace(cfg, max_new_tokens=min(cfg.max_new_tokens, UNTRAINED_MAX_NEW_TOKENS))
+    cfg = untrained_config(cfg or EvalConfig())
     root = root or settings.data_root()
     run_dir = staging.pull(root, staging.stage_root(root) / "runs" / untrained_run_id(task, student))
     done = stored_metrics(run_dir, cfg)
