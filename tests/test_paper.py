@@ -278,7 +278,7 @@ def test_robustness_reuses_the_final_clean_runs_and_a_rerun_trains_nothing(toy, 
     again = paper.run_runs(cfg, str(root), str(toy["datasets"]), train_fn(str(root)), log=lambda _: None)
     assert again["summary"] == toy["result"]["summary"]
     assert again["wall_s"] > toy["result"]["wall_s"] > 0  # wall time adds up over calls, kept beside the published runs
-    assert json.loads((Path(cfg.out) / "wall.json").read_text())["runs"] == pytest.approx(again["wall_s"])
+    assert json.loads((Path(cfg.out) / "wall.json").read_text())["runs"] >= again["wall_s"]  # and the tables' log lines
 
 
 BARE_MISSING = ("prefect", "openai", "datasets", "aiohttp", "typer", "matplotlib")
@@ -469,10 +469,13 @@ def test_pilot_scores_every_grid_point_on_validation_against_both_floors_and_tra
     from pst_core.train.run import train_fn
 
     monkeypatch.setattr(loop, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("the pilot's runs are the grid's")))
-    cfg = dataclasses.replace(toy["cfg"], out=str(tmp_path / "pilot"))
+    # A task the pilot screens may be left out of the experiment's tasks (it did not learn): still screened.
+    cfg = dataclasses.replace(toy["cfg"], out=str(tmp_path / "pilot"), tasks=["coin_flip"], pilot_tasks=["multiarith", "coin_flip"],
+                              robustness={})
+    assert paper.data_tasks(cfg) == ["coin_flip", "multiarith"]
     result = paper.pilot(cfg, toy["root"], train_fn(toy["root"]), log=lambda _: None)
     assert [(r["task"], r["strategy"], r["run_id"][-6:]) for r in result["rows"]] == [
-        (t, s, f"-c{k}-s0") for t in cfg.tasks for s in cfg.pilot for k in range(2)]
+        (t, s, f"-c{k}-s0") for t in ("multiarith", "coin_flip") for s in cfg.pilot for k in range(2)]
     for r in result["rows"]:
         tm = json.loads((Path(toy["root"]) / "runs" / r["run_id"] / "train_metrics.json").read_text())
         assert r["val_exact_match"] == tm["best"]["val_exact_match"]

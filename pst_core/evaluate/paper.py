@@ -76,6 +76,8 @@ class PaperConfig:
     search: dict[str, Any] = option({}, "Validation grid {option: [values]} for all strategies; a strategy's own grid under its name.")
     evaluate: dict[str, Any] = option({}, "EvalConfig options of the test evaluation (split is always test).")
     robustness: dict[str, Any] = option({}, "tasks, strategies, kinds, rates, seeds of the robustness experiment ({} = skipped).")
+    pilot_tasks: list[str] = option([], "Tasks the pilot phase screens ([] = tasks). A task that does not learn at the budget "
+                                        "stays here and leaves tasks: its rows in pilot.md say why it is not in the results.")
     pilot: list[str] = option([], "Strategies the pilot phase trains (every grid candidate, first seed: the grid's own runs, "
                                   "reused by the runs phase) to show that the budget learns; [] = the first of strategies.")
 
@@ -100,6 +102,21 @@ class PaperConfig:
 def _flat_grid(search: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in search.items() if k not in STRATEGY_NAMES} | {
         f"{s}.{k}": v for s in STRATEGY_NAMES for k, v in (search.get(s) or {}).items()}
+
+
+def screened(cfg: PaperConfig) -> list[str]:
+    """The tasks the pilot screens."""
+    return cfg.pilot_tasks or cfg.tasks
+
+
+def pilot_strategies(cfg: PaperConfig) -> list[str]:
+    """The strategies the pilot trains."""
+    return cfg.pilot or cfg.strategies[:1]
+
+
+def data_tasks(cfg: PaperConfig) -> list[str]:
+    """Every task the data phase prepares: the experiment's and the pilot's, in order, once."""
+    return list(dict.fromkeys([*cfg.tasks, *cfg.pilot_tasks]))
 
 
 def candidates(cfg: PaperConfig, strategy: str) -> list[dict[str, Any]]:
@@ -180,7 +197,7 @@ def validate(cfg: PaperConfig) -> None:
     from pst_core.tasks import TASKS
 
     with _section("tasks"):
-        for task in cfg.tasks:
+        for task in data_tasks(cfg):
             TASKS.get(task)
     with _section("prepare"):
         from_dict(PrepareConfig, cfg.prepare)
@@ -210,6 +227,9 @@ def validate(cfg: PaperConfig) -> None:
             for task, seed in itertools.product(cfg.tasks, cfg.seeds):
                 with _section(f"run {run_id(cfg, task, s, k, seed)}"):
                     resolve(run_options(cfg, task, s, seed, point))
+            for task in [t for t in screened(cfg) if t not in cfg.tasks and s in pilot_strategies(cfg)]:
+                with _section(f"pilot run {run_id(cfg, task, s, k, cfg.seeds[0])}"):
+                    resolve(run_options(cfg, task, s, cfg.seeds[0], point))
     _validate_robustness(cfg)
 
 
@@ -259,17 +279,18 @@ def prepare_data(cfg: PaperConfig, root: str, datasets_dir: str, log: Log = prin
         raise ConfigError(f"teacher {cfg.teacher!r} is already registered for {registered.model!r}: its rationales would mix "
                           f"with {cfg.teacher_model}'s; set `teacher:` to a new name in the config")
     prep = from_dict(prepare.PrepareConfig, {"datasets_dir": datasets_dir, **cfg.prepare})
-    counts = {task: prepare.prepare_task(task, prep, root) for task in cfg.tasks}
+    tasks = data_tasks(cfg)
+    counts = {task: prepare.prepare_task(task, prep, root) for task in tasks}
     log(f"prepared {', '.join(f'{t} {c}' for t, c in counts.items())}")
     key_env = "PST_REPLAY_KEY"
     os.environ.setdefault(key_env, "replay-no-secret")  # the replay server ignores keys; the client sends one
     harvested = []
-    with server.running(records.load(datasets_dir, tasks=cfg.tasks, teacher_model=cfg.teacher_model)) as handle:
+    with server.running(records.load(datasets_dir, tasks=tasks, teacher_model=cfg.teacher_model)) as handle:
         teachers.add(root, teachers.TeacherConfig(name=cfg.teacher, base_url=handle.url, model=f"{cfg.teacher_model} (recorded, replayed)",
                                                   api_key_env=key_env), replace=True)
         for line in handle.coverage_lines():
             log(f"replay teacher: {line}")
-        for task, split in itertools.product(cfg.tasks, ("train", "validation")):
+        for task, split in itertools.product(tasks, ("train", "validation")):
             summary = harvest(from_dict(HarvestConfig, {"progress": False, **cfg.harvest, "teacher": cfg.teacher, "task": task, "split": split}),
                               root, datasets_dir=datasets_dir)
             h = summary.as_dict()
@@ -729,8 +750,8 @@ def pilot(cfg: PaperConfig, root: str, train_fn: TrainFn, log: Log = print, on_p
     clock = WallClock(cfg.out, "pilot")
     log = clock.logging(log)
     train_fn = published.publishing_train(train_fn, cfg.out, root, on_publish, log)
-    rows, strategies = [], cfg.pilot or cfg.strategies[:1]
-    for task in cfg.tasks:
+    rows, strategies = [], pilot_strategies(cfg)
+    for task in screened(cfg):
         n_val = resolve(run_options(cfg, task, strategies[0], cfg.seeds[0], {})).max_val_examples
         vcfg = dataclasses.replace(eval_config(cfg), split="validation", max_examples=n_val)
         floor = untrained_floor(cfg, task, vcfg, root, on_publish, log)
