@@ -1,6 +1,6 @@
 """Recount published test accuracies without importing pst.
 
-Every figure the README quotes from bench/results/paper-cpu/ is read from the `metrics-test.json` pst
+Every figure the README quotes from bench/results/paper-cpu/ is read from the `metrics.json` pst
 wrote. This script counts them again from scratch: the gold answer comes from the raw dataset file in
 ../shared/datasets (not from pst's store or its `gold_answer` column), and the predicted answer is cut
 out of the student's raw generated text with the delimiter rule of PST.md and a plain normaliser
@@ -41,14 +41,14 @@ def answer_text(generated: str, strategy: str) -> str:
 
 
 def normalise(task: str, text: str) -> str:
-    """The first yes/no word (coin_flip), or the first word in lower case without punctuation (last_letter),
-    before any special token."""
+    """The first yes/no word (coin_flip), or the first word in lower case without quotes and stops
+    (last_letter), before any special token."""
     text = text.split("<|", 1)[0].strip().lower()  # up to the next special token (EOS, a delimiter)
     if task == "coin_flip":
         found = re.search(r"\b(yes|no)\b", text)
         return found.group(1) if found else ""
     word = re.split(r"\s+", text)[0] if text else ""
-    return re.sub(r"[^a-z]", "", word)
+    return re.sub(r"[\"'.,;:!?]", "", word)  # Zero-shot-CoT's cleansing: quotes and stops go, "e-e-e-i" stays wrong
 
 
 def golds(task: str, datasets: Path) -> list[str]:
@@ -62,12 +62,12 @@ def recount(run: Path, datasets: Path) -> tuple[int, int, float]:
     config = json.loads((run / "config.json").read_text())
     task, strategy = config["task"], config["strategy"]
     gold = golds(task, datasets)
-    rows = pq.read_table(run / "predictions-test.parquet", columns=["example_id", "generated"]).to_pylist()
+    rows = pq.read_table(run / "predictions.parquet", columns=["example_id", "generated"]).to_pylist()
     correct = 0
     for row in rows:
         index = int(row["example_id"].rsplit("-", 1)[1])
         correct += normalise(task, answer_text(row["generated"] or "", strategy)) == gold[index]
-    published = json.loads((run / "metrics-test.json").read_text())["accuracy"]
+    published = json.loads((run / "metrics.json").read_text())["accuracy"]
     return correct, len(rows), published
 
 
@@ -78,7 +78,7 @@ def main() -> None:
     p.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     args = p.parse_args()
     runs = [r for base in args.paths for r in sorted((base / "runs").iterdir())] if args.all else args.paths
-    runs = [r for r in runs if (r / "predictions-test.parquet").is_file() and (r / "config.json").is_file()
+    runs = [r for r in runs if (r / "predictions.parquet").is_file() and (r / "config.json").is_file()
             and json.loads((r / "config.json").read_text()).get("task") in RAW]
     if not runs:
         sys.exit("no published run with test predictions of " + ", ".join(RAW))
