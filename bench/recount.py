@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 SEP, SEM = "<|sep|>", "<|sem|>"
-# task -> (raw file under the datasets folder, how its gold answer is read, how a prediction is normalised)
+# task -> its raw file under the datasets folder ({"examples": [{question, answer}]})
 RAW = {
     "coin_flip": "zero_shot_cot/dataset/coin_flip/coin_flip.json",
     "last_letter_concatenation": "zero_shot_cot/dataset/last_letters/last_letters.json",
@@ -41,14 +41,14 @@ def answer_text(generated: str, strategy: str) -> str:
 
 
 def normalise(task: str, text: str) -> str:
-    """The first yes/no word (coin_flip), or the first word in lower case without quotes and stops
-    (last_letter), before any special token."""
+    """The first yes/no word (coin_flip), or the first line in lower case without quotes, stops and
+    spaces (last_letter), before any special token."""
     text = text.split("<|", 1)[0].strip().lower()  # up to the next special token (EOS, a delimiter)
     if task == "coin_flip":
         found = re.search(r"\b(yes|no)\b", text)
         return found.group(1) if found else ""
-    word = re.split(r"\s+", text)[0] if text else ""
-    return re.sub(r"[\"'.,;:!?]", "", word)  # Zero-shot-CoT's cleansing: quotes and stops go, "e-e-e-i" stays wrong
+    line = text.split("\n", 1)[0]
+    return re.sub(r"[\"'.\s]", "", line)  # Zero-shot-CoT's cleansing: quotes, stops, spaces go ("l y a n" is "lyan"); "e-e-e-i" stays wrong
 
 
 def golds(task: str, datasets: Path) -> list[str]:
