@@ -330,7 +330,7 @@ def select(cfg: PaperConfig, task: str, strategy: str, train_fn: TrainFn, log: L
     scored = []
     for k, point in enumerate(candidates(cfg, strategy)):
         rid = run_id(cfg, task, strategy, k, cfg.seeds[0])
-        log(f"{rid}: training {point or 'defaults'}")
+        log(f"{rid}: grid candidate {point or 'defaults'}")
         run_dir = Path(train_fn(run_options(cfg, task, strategy, cfg.seeds[0], point), rid))
         scored.append({"candidate": k, "options": point, "val_exact_match": best_val_exact_match(run_dir), "run_id": rid})
     best = max(scored, key=lambda s: (s["val_exact_match"], -s["candidate"]))  # ties: the first candidate
