@@ -522,6 +522,7 @@ def test_rerun_trains_one_published_run_again_and_compares_its_accuracy(toy, tmp
     assert result["published"] == r["accuracy"] and result["rerun"] == json.loads((rerun_dir / "metrics.json").read_text())["accuracy"]
     assert result["rerun"] == r["accuracy"]  # same options, seed and data on the same machine: the same model
     assert f"{r['run_id']}: published" in logs[-1] and "spread over seeds" in logs[-1]
+    assert json.loads((out / "reruns.json").read_text())[r["run_id"]]["rerun"] == result["rerun"]  # published with the result
     from pst_core.errors import DataError
 
     with pytest.raises(DataError, match="not a published, evaluated run"):

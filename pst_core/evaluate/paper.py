@@ -692,7 +692,8 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
         "on every machine; a run the pilot trained is reused by the runs phase)", "",
         "Files: accuracy.md (the table), paired.md (PST against each baseline, paired), selection.md (validation grid),",
         "efficiency.md, robustness-<task>.md/.png, results.json (every run), config.yaml (the config used), runs/<run id>/",
-        "(each run's config, data fingerprint, history, metrics and test predictions; no checkpoints).", "",
+        "(each run's config, data fingerprint, history, metrics and test predictions; no checkpoints), reruns.json (runs",
+        "trained again with --rerun RUN_ID, against their published accuracy).", "",
         accuracy, paired_md, efficiency]) + "\n")
     log(accuracy)
     log(paired_md)
@@ -700,9 +701,11 @@ def run_runs(cfg: PaperConfig, root: str, datasets_dir: str | None, train_fn: Tr
     return {"out": str(out), "summary": summary, "chosen": chosen, "rows": rows, "teacher": teacher, "wall_s": wall}
 
 
-def rerun(cfg: PaperConfig, root: str, run_id: str, train_fn: TrainFn, eval_fn: EvalFn | None = None, log: Log = print) -> dict[str, Any]:
+def rerun(cfg: PaperConfig, root: str, run_id: str, train_fn: TrainFn, eval_fn: EvalFn | None = None, log: Log = print,
+          on_publish: OnPublish = lambda _: None) -> dict[str, Any]:
     """Train a published run again from scratch under `<run_id>-rerun` with its recorded options, evaluate
-    it as the experiment did, and compare with the published accuracy: anyone can check one number."""
+    it as the experiment did, and compare with the published accuracy: anyone can check one number.
+    The comparison is added to `<out>/reruns.json` (and published), next to the result it checks."""
     from pst_core.errors import DataError
     from pst_core.evaluate.runner import evaluate_run
 
@@ -723,6 +726,10 @@ def rerun(cfg: PaperConfig, root: str, run_id: str, train_fn: TrainFn, eval_fn: 
     spread = f"; spread over seeds {100 * row['min']:.1f}-{100 * row['max']:.1f} %" if row else ""
     log(f"{run_id}: published {100 * out['published']:.1f} %, rerun {100 * out['rerun']:.1f} % "
         f"({100 * out['difference']:+.1f} points on {out['n']} questions{spread})")
+    record = Path(cfg.out) / "reruns.json"  # every check made, kept with the result it checks
+    done = json.loads(record.read_text()) if record.is_file() else {}
+    write_json(record, done | {run_id: out | {"hardware": hardware()}})
+    on_publish(record)
     return out
 
 
@@ -843,7 +850,7 @@ def run(config: str | Path, phase: str = "all", out: str | None = None, log: Log
     result: dict[str, Any] = {}
     on_publish = git_committer(f"{cfg.name} results", log, also=(wall_path(cfg.out),)) if commit else (lambda _: None)
     if rerun_id:
-        return {"rerun": rerun(cfg, root, rerun_id, train_fn(root), log=log)}
+        return {"rerun": rerun(cfg, root, rerun_id, train_fn(root), log=log, on_publish=on_publish)}
     if phase in ("data", "all"):
         if datasets is None:
             raise ConfigError("the paper experiment replays recorded teacher outputs: set PST_DATASETS_DIR to the datasets folder")
