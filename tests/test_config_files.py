@@ -34,7 +34,7 @@ def test_gpu_config_selects_by_exact_match_with_the_test_budget() -> None:
     assert pre["select_by"] == "exact_match" and pre["eval_max_new_tokens"] == cfg["evaluate"]["max_new_tokens"]
 
 
-@pytest.mark.parametrize("name", ["paper-cpu.yaml", "paper-cpu-palm.yaml", "paper-cpu-long.yaml"])
+@pytest.mark.parametrize("name", ["paper-cpu.yaml", "paper-cpu-palm.yaml", "paper-cpu-long.yaml", "paper-cpu-longer.yaml"])
 def test_cpu_paper_configs_validate_and_screen_their_experiment_tasks(name: str) -> None:
     from pst_core.evaluate import paper
 
