@@ -777,8 +777,8 @@ def pilot(cfg: PaperConfig, root: str, train_fn: TrainFn, log: Log = print, on_p
     clock.record()
     write_json(out / "pilot.json", {"rows": rows})
     (out / "pilot.md").write_text(pilot_markdown(rows, cfg))
+    log((out / "pilot.md").read_text())  # before publishing: the log records wall.json, which is published too
     on_publish(out)
-    log((out / "pilot.md").read_text())
     return {"rows": rows}
 
 
