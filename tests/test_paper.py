@@ -523,6 +523,10 @@ def test_rerun_trains_one_published_run_again_and_compares_its_accuracy(toy, tmp
     assert result["rerun"] == r["accuracy"]  # same options, seed and data on the same machine: the same model
     assert f"{r['run_id']}: published" in logs[-1] and "spread over seeds" in logs[-1]
     assert json.loads((out / "reruns.json").read_text())[r["run_id"]]["rerun"] == result["rerun"]  # published with the result
+    assert any("training again" in line for line in logs)
+    again: list[str] = []
+    assert paper.rerun(cfg, toy["root"], r["run_id"], train_fn(toy["root"]), log=again.append)["rerun"] == result["rerun"]
+    assert "reusing the rerun trained here before" in again[0]  # a second check says it reused the first
     from pst_core.errors import DataError
 
     with pytest.raises(DataError, match="not a published, evaluated run"):

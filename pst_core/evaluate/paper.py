@@ -714,7 +714,11 @@ def rerun(cfg: PaperConfig, root: str, run_id: str, train_fn: TrainFn, eval_fn: 
         raise DataError(f"{run_id} is not a published, evaluated run of {cfg.out} (see {cfg.out}/runs/)")
     options = json.loads((pub / "config.json").read_text())
     ecfg = eval_config(cfg)
-    log(f"{run_id}: training again as {run_id}-rerun, with the published options")
+    earlier = Path(root) / "runs" / f"{run_id}-rerun"
+    if (earlier / "train_metrics.json").is_file():  # train_fn reuses a finished run: say so, never claim a new one
+        log(f"{run_id}: reusing the rerun trained here before ({earlier}; delete it to train once more)")
+    else:
+        log(f"{run_id}: training again as {run_id}-rerun, with the published options")
     run_dir = Path(train_fn(options, f"{run_id}-rerun"))
     metrics = (eval_fn or (lambda d, e: evaluate_run(d, e, root=root)))(run_dir, ecfg)
     before = json.loads((pub / "metrics.json").read_text())
