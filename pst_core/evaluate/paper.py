@@ -708,13 +708,14 @@ def rerun(cfg: PaperConfig, root: str, run_id: str, train_fn: TrainFn, eval_fn: 
     The comparison is added to `<out>/reruns.json` (and published), next to the result it checks."""
     from pst_core.errors import DataError
     from pst_core.evaluate.runner import evaluate_run
+    from pst_core.train.run import run_dir_of
 
     pub = published.published_dir(cfg.out, run_id)
     if not (pub / "config.json").is_file() or not (pub / "metrics.json").is_file():
         raise DataError(f"{run_id} is not a published, evaluated run of {cfg.out} (see {cfg.out}/runs/)")
     options = json.loads((pub / "config.json").read_text())
     ecfg = eval_config(cfg)
-    earlier = Path(root) / "runs" / f"{run_id}-rerun"
+    earlier = run_dir_of(root, f"{run_id}-rerun")  # where train_fn looks (a remote store's local stage too)
     if (earlier / "train_metrics.json").is_file():  # train_fn reuses a finished run: say so, never claim a new one
         log(f"{run_id}: reusing the rerun trained here before ({earlier}; delete it to train once more)")
     else:
